@@ -1,0 +1,306 @@
+"""Base classes of every integration, their config models and the typed values they exchange.
+
+An integration is a subclass of :class:`ServerExtension`, :class:`GatewayExtension` or
+:class:`OtherExtension` with a pydantic ``Config`` model (fields under Paymenter's PHP names, declared
+with :func:`config_field` so ``get_config()`` lists them as the seed did), the set of ``operations`` it
+supports, and one method per operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+
+from extensions.errors import ExtensionError, InvalidConfig, InvalidPayload, UnsupportedOperation
+from extensions.redaction import Redactor
+
+Category = Literal["servers", "gateways", "others"]
+FieldType = Literal["text", "password", "number", "boolean", "select", "textarea"]
+CATEGORY_TYPE: dict[str, str] = {"servers": "server", "gateways": "gateway", "others": "other"}
+
+
+def _checkbox(value: Any) -> Any:
+    """Paymenter stores checkboxes as "1"/"0" (and forms send "on"); "0" must not read as true."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "on", "yes"):
+            return True
+        if lowered in ("0", "false", "off", "no", ""):
+            return False
+    if value is None:
+        return False
+    return value
+
+
+Checkbox = Annotated[bool, BeforeValidator(_checkbox)]
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
+OptionalStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
+
+
+def config_field(
+    default: Any = ...,
+    *,
+    type: FieldType = "text",
+    label: str,
+    description: str | None = None,
+    options: Mapping[str, str] | None = None,
+    alias: str | None = None,
+) -> Any:
+    """A pydantic field that also describes itself the way Paymenter's ``getConfig()`` does."""
+    extra = {"paymenter": {"type": type, "label": label, "description": description, "options": options}}
+    return Field(default, json_schema_extra=extra, alias=alias)  # type: ignore[arg-type]
+
+
+class ExtensionConfig(BaseModel):
+    """Base of every connection config: frozen, unknown keys refused, credentials as ``SecretStr``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def secret_values(self) -> list[str]:
+        return [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
+
+
+def describe_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The seed's field list (name, type, label, description, required, default, options)."""
+    fields = []
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        meta = extra.get("paymenter", {}) if isinstance(extra, dict) else {}
+        assert isinstance(meta, dict)
+        default = None if info.is_required() else info.default
+        if isinstance(default, SecretStr):
+            default = None
+        fields.append(
+            {
+                "name": info.alias or name,
+                "type": meta.get("type", "text"),
+                "label": meta.get("label", name),
+                "description": meta.get("description"),
+                "required": info.is_required(),
+                "default": default,
+                "options": meta.get("options"),
+            }
+        )
+    return fields
+
+
+def validation_message(exc: ValidationError, where: str) -> str:
+    """``where: field: problem; ...`` without echoing the offending input values."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return f"{where}: " + "; ".join(parts)
+
+
+# --- payloads -------------------------------------------------------------------------------------
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ServiceUser(Payload):
+    id: int | str
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        joined = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return self.name or joined or self.email.split("@")[0]
+
+
+class Product(Payload):
+    id: int | str
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Service(Payload):
+    id: int | str
+    user: ServiceUser
+    product: Product
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- results and job context -------------------------------------------------------------------
+
+
+class OperationResult(BaseModel):
+    """What an operation produced.
+
+    ``properties`` are strings the billing system stores and sends back; ``secrets`` are values the
+    provider generated for the customer (sealed by the runtime, never stored in plain); ``events`` are
+    extra ``(type, data)`` pairs to publish.
+    """
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+
+
+class JobContext(Protocol):
+    """What the runtime offers an operation: its key and durable checkpoints that survive a crash."""
+
+    idempotency_key: str
+
+    def checkpoint(self, name: str) -> str | None: ...
+
+    def save_checkpoint(self, name: str, value: str) -> None: ...
+
+
+class LocalContext:
+    """In-memory job context for library use without a queue."""
+
+    def __init__(self, idempotency_key: str = "local") -> None:
+        self.idempotency_key = idempotency_key
+        self._checkpoints: dict[str, str] = {}
+
+    def checkpoint(self, name: str) -> str | None:
+        return self._checkpoints.get(name)
+
+    def save_checkpoint(self, name: str, value: str) -> None:
+        self._checkpoints[name] = value
+
+
+# --- base classes ---------------------------------------------------------------------------------
+
+
+class Extension:
+    category: ClassVar[Category]
+    slug: ClassVar[str]
+    display_name: ClassVar[str]
+    description: ClassVar[str] = ""
+    version: ClassVar[str] = "1.0.0"
+    author: ClassVar[str] = "Paymenter"
+    Config: ClassVar[type[ExtensionConfig]]
+    operations: ClassVar[frozenset[str]]
+    # Operations whose payload names the natural key the runtime derives an idempotency key from.
+    keyed_operations: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        config: ExtensionConfig | Mapping[str, Any],
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, self.Config) else self.parse_config(config)  # type: ignore[arg-type]
+        self.transport = transport
+        self.redactor = Redactor(self.config.secret_values())
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], where: str | None = None) -> ExtensionConfig:
+        try:
+            return cls.Config.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise InvalidConfig(validation_message(exc, where or f"{cls.category}.{cls.slug} config")) from None
+
+    @classmethod
+    def get_metadata(cls) -> dict[str, str]:
+        return {
+            "name": cls.display_name,
+            "description": cls.description,
+            "version": cls.version,
+            "author": cls.author,
+            "type": CATEGORY_TYPE[cls.category],
+        }
+
+    @classmethod
+    def get_config(cls) -> list[dict[str, Any]]:
+        return describe_fields(cls.Config)
+
+    def operation(self, name: str) -> Callable[..., OperationResult]:
+        if name not in self.operations:
+            raise UnsupportedOperation(f"{self.category}.{self.slug} does not support '{name}'")
+        method: Callable[..., OperationResult] = getattr(self, name)
+        return method
+
+
+class ServerExtension(Extension):
+    category: ClassVar[Category] = "servers"
+    ProductSettings: ClassVar[type[BaseModel]]
+    keyed_operations = frozenset({"create"})
+
+    @classmethod
+    def get_product_config(cls) -> list[dict[str, Any]]:
+        return describe_fields(cls.ProductSettings)
+
+    def product_settings(self, service: Service, *, allowed_overrides: frozenset[str] = frozenset()) -> Any:
+        """The product's settings with checkout properties applied only where the product allows it.
+
+        Paymenter merged every property over the settings, letting a customer choose their own memory or
+        node at checkout; here a property overrides a setting only when the product lists that key in
+        ``overridable_settings`` (or the integration marks it as a checkout input).
+        """
+        settings = dict(service.product.settings)
+        listed = settings.get("overridable_settings") or []
+        if isinstance(listed, str):
+            listed = [k.strip() for k in listed.split(",") if k.strip()]
+        overridable = set(listed) | allowed_overrides
+        for key, value in service.properties.items():
+            if key in overridable:
+                settings[key] = value
+        try:
+            return self.ProductSettings.model_validate(settings)
+        except ValidationError as exc:
+            raise InvalidPayload(validation_message(exc, "service.product.settings")) from None
+
+    def test_config(self) -> OperationResult:
+        raise UnsupportedOperation("test_config")
+
+    def create(self, service: Service, job: JobContext) -> OperationResult:
+        raise UnsupportedOperation("create")
+
+    def suspend(self, service: Service, job: JobContext) -> OperationResult:
+        raise UnsupportedOperation("suspend")
+
+    def unsuspend(self, service: Service, job: JobContext) -> OperationResult:
+        raise UnsupportedOperation("unsuspend")
+
+    def terminate(self, service: Service, job: JobContext) -> OperationResult:
+        raise UnsupportedOperation("terminate")
+
+    def upgrade(self, service: Service, job: JobContext) -> OperationResult:
+        raise UnsupportedOperation("upgrade")
+
+    def login_url(self, service: Service, job: JobContext) -> OperationResult:
+        raise UnsupportedOperation("login_url")
+
+
+class GatewayExtension(Extension):
+    category: ClassVar[Category] = "gateways"
+
+
+class OtherExtension(Extension):
+    category: ClassVar[Category] = "others"
+
+
+SERVER_OPERATIONS = ("test_config", "create", "suspend", "unsuspend", "terminate", "upgrade", "login_url")
+
+__all__ = [
+    "Category",
+    "Checkbox",
+    "ExtensionConfig",
+    "ExtensionError",
+    "GatewayExtension",
+    "JobContext",
+    "LocalContext",
+    "OperationResult",
+    "OtherExtension",
+    "Service",
+    "ServerExtension",
+    "config_field",
+]

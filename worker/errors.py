@@ -1,0 +1,23 @@
+"""The exception a failed job ends with; its only argument is the error object of DESIGN §3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JobFailed(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error)
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"{self.error.get('code')}: {self.error.get('message')}"
+
+
+class Reschedule(Exception):
+    """Run this job again after ``countdown`` seconds (a retry, a poll, or a busy lease)."""
+
+    def __init__(self, countdown: float, reason: str) -> None:
+        super().__init__(countdown, reason)
+        self.countdown = countdown
+        self.reason = reason

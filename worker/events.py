@@ -1,0 +1,46 @@
+"""Events on the Redis Stream ``paymenter:events`` (DESIGN §3): fields ``id``, ``type`` and ``event``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from worker.keys import EVENTS_STREAM
+
+
+def utcnow_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_event(event_type: str, source: str, idempotency_key: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": event_type,
+        "occurred_at": utcnow_iso(),
+        "source": source,
+        "idempotency_key": idempotency_key,
+        "data": data,
+    }
+
+
+class EventStream:
+    def __init__(self, client: redis.Redis, maxlen: int) -> None:
+        self.redis = client
+        self.maxlen = maxlen
+
+    def publish(self, event: dict[str, Any]) -> str:
+        entry_id = self.redis.xadd(
+            EVENTS_STREAM,
+            {"id": event["id"], "type": event["type"], "event": json.dumps(event, sort_keys=True)},
+            maxlen=self.maxlen,
+            approximate=True,
+        )
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def read(self, after: str = "0", count: int = 1000) -> list[dict[str, Any]]:
+        entries: Any = self.redis.xrange(EVENTS_STREAM, min=f"({after}" if after != "0" else "-", count=count)
+        return [json.loads(fields[b"event"]) for _id, fields in entries]

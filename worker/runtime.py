@@ -1,0 +1,310 @@
+"""One job, start to end: deliveries, payload, connection, ledger, the call, result, events, failure.
+
+This module knows nothing of Celery: ``Runtime.execute`` returns the result envelope, raises
+``Reschedule`` (the task layer re-publishes) or raises ``JobFailed`` after writing the dead letter and
+the ``job.failed`` event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from extensions.base import Extension, OperationResult, validation_message
+from extensions.errors import (
+    Conflict,
+    ExtensionError,
+    IdempotencyKeyReused,
+    InvalidConfig,
+    InvalidPayload,
+    Pending,
+    ProviderRejected,
+    ProviderUnavailable,
+    UnknownConnection,
+)
+from extensions.redaction import Redactor, sensitive_values
+from worker import keys
+from worker.deadletters import DeadLetters
+from worker.errors import JobFailed, Reschedule
+from worker.events import EventStream, build_event
+from worker.ledger import Ledger
+from worker.operations import OperationSpec
+from worker.profiles import Profiles
+from worker.sealing import Sealer
+from worker.settings import Settings
+
+log = logging.getLogger("paymenter.job")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the task layer knows of the message being run."""
+
+    task_id: str
+    retries: int = 0
+
+
+class Job:
+    """The state of one execution, so the steps below stay small."""
+
+    def __init__(self, spec: OperationSpec, kwargs: dict[str, Any], delivery: Delivery, redactor: Redactor):
+        self.spec = spec
+        self.kwargs = kwargs
+        self.delivery = delivery
+        self.redactor = redactor
+        self.key: str | None = kwargs.get("idempotency_key") if isinstance(kwargs.get("idempotency_key"), str) else None
+        self.key_derived = False
+        self.connection = str(kwargs.get("connection") or "inline")
+        self.attempts = 1
+
+
+class Runtime:
+    def __init__(self, settings: Settings, profiles: Profiles, client: redis.Redis) -> None:
+        self.settings = settings
+        self.profiles = profiles
+        self.redis = client
+        self.sealer = Sealer(settings.result_key.get_secret_value() if settings.result_key else None)
+        self.ledger = Ledger(client, lease_ms=settings.lease_ms, ttl_s=settings.result_ttl)
+        self.events = EventStream(client, settings.events_maxlen)
+        self.dead_letters = DeadLetters(client, self.sealer, settings.dead_letter_ttl)
+        self.base_redactor = Redactor(profiles.secret_values())
+        self._instances: dict[str, Extension] = {}
+        self._lock = threading.Lock()
+
+    # --- entry point ---------------------------------------------------------------------------
+    def execute(self, spec: OperationSpec, args: Any, kwargs: Any, delivery: Delivery) -> dict[str, Any]:
+        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        redactor = Redactor()
+        redactor.extend(self.base_redactor)
+        redactor.add(*sensitive_values(kwargs))
+        job = Job(spec, kwargs, delivery, redactor)
+        try:
+            self._count_delivery(job)
+            if args:
+                raise InvalidPayload("positional arguments are not accepted; send keyword arguments only")
+            payload = self._parse(job)
+            extension = self._extension(job, payload)
+            return self._run(job, payload, extension)
+        except (Reschedule, JobFailed):
+            raise
+        except ExtensionError as exc:
+            raise self.fail(job, exc) from None
+        except Exception as exc:  # a defect in an integration must still end as a clear, safe failure
+            log.error("unexpected %s in %s: %s", type(exc).__name__, spec.name, redactor.text(str(exc)))
+            raise self.fail(job, ProviderRejected(f"internal error in {spec.name}: {type(exc).__name__}")) from None
+
+    # --- steps ---------------------------------------------------------------------------------
+    def _count_delivery(self, job: Job) -> None:
+        counter = keys.deliveries(job.delivery.task_id, job.delivery.retries)
+        pipe = self.redis.pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, self.settings.result_ttl)
+        deliveries = int(pipe.execute()[0])
+        if deliveries > self.settings.max_deliveries:
+            raise ProviderUnavailable(
+                f"delivered {deliveries - 1} times without finishing (the worker was lost each time); not run again"
+            )
+
+    def _parse(self, job: Job) -> Any:
+        try:
+            payload = job.spec.payload.model_validate(job.kwargs)
+        except ValidationError as exc:
+            raise InvalidPayload(validation_message(exc, f"{job.spec.name} payload")) from None
+        if payload.connection is None and payload.config is None:
+            raise InvalidPayload(f"{job.spec.name} payload: connection: Field required")
+        return payload
+
+    def _extension(self, job: Job, payload: Any) -> Extension:
+        cls = job.spec.extension
+        if payload.config is not None:
+            if not self.settings.allow_inline_config:
+                raise InvalidPayload("inline config is disabled (PAYMENTER_ALLOW_INLINE_CONFIG); name a connection")
+            job.redactor.add(*(str(v) for v in payload.config.values() if isinstance(v, str)))
+            return cls(cls.parse_config(payload.config, "inline config"))
+        name = payload.connection
+        with self._lock:
+            instance = self._instances.get(name)
+            if instance is None or not isinstance(instance, cls):
+                instance = cls(self.profiles.get(name, cls).config)
+                self._instances[name] = instance
+        return instance
+
+    def _derive_key(self, job: Job, payload: Any) -> None:
+        if job.key is None and job.spec.operation in job.spec.extension.keyed_operations:
+            natural = getattr(getattr(payload, "service", None), "id", None)
+            if natural is not None:
+                job.key = f"{job.spec.name}:{job.connection}:{natural}"
+                job.key_derived = True
+
+    def _run(self, job: Job, payload: Any, extension: Extension) -> dict[str, Any]:
+        self._derive_key(job, payload)
+        fingerprint = _fingerprint(job.kwargs)
+        owner = None
+        if job.key is not None:
+            claim = self.ledger.claim(job.key, fingerprint)
+            if claim.outcome == "replay":
+                assert claim.result is not None
+                return {**claim.result, "replayed": True}
+            if claim.outcome == "mismatch":
+                error = Conflict if job.key_derived else IdempotencyKeyReused
+                raise error(f"idempotency key '{job.key}' was already used with a different payload")
+            if claim.outcome == "busy":
+                raise Reschedule(claim.retry_in_ms / 1000, "another delivery of this job holds its lease")
+            owner = claim.owner
+        context = self.ledger.checkpoints(job.key or f"task:{job.delivery.task_id}")
+        job.attempts = self._attempts(job.delivery.task_id)
+        try:
+            method = extension.operation(job.spec.operation)
+            service = getattr(payload, "service", None)
+            result = method(service, context) if service is not None else method()
+        except Pending as pending:
+            self._release(job, owner)
+            self._count_poll(job, pending)
+            raise Reschedule(pending.delay, pending.reason) from None
+        except ExtensionError as exc:
+            self._release(job, owner)
+            if exc.retryable:
+                raise self._retry(job, exc) from None
+            raise
+        except Exception:
+            self._release(job, owner)
+            raise
+        envelope = self._envelope(job, result)
+        if job.key is not None and owner is not None:
+            self.ledger.succeed(job.key, owner, envelope)
+        self._after_success(job, payload, envelope, result)
+        return envelope
+
+    def _release(self, job: Job, owner: str | None) -> None:
+        if job.key is not None and owner is not None:
+            self.ledger.release(job.key, owner)
+
+    def _attempts(self, task_id: str) -> int:
+        value = self.redis.get(keys.errors(task_id))
+        return int(value or 0) + 1
+
+    def _retry(self, job: Job, exc: ExtensionError) -> Exception:
+        counter = keys.errors(job.delivery.task_id)
+        pipe = self.redis.pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, self.settings.result_ttl)
+        errors = int(pipe.execute()[0])
+        job.attempts = errors
+        if errors > self.settings.max_retries:
+            return self.fail(
+                job, ProviderUnavailable(f"gave up after {errors} attempts: {exc.message}", exc.provider_status)
+            )
+        ceiling = min(self.settings.retry_backoff_max, self.settings.retry_backoff_base * 2 ** (errors - 1))
+        countdown = max(random.uniform(ceiling / 2, ceiling), exc.retry_after or 0.0)
+        log.info("%s attempt %s failed (%s); retrying in %.1fs", job.spec.name, errors, exc.code, countdown)
+        return Reschedule(countdown, job.redactor.text(exc.message))
+
+    def _count_poll(self, job: Job, pending: Pending) -> None:
+        counter = keys.polls(job.delivery.task_id)
+        pipe = self.redis.pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, self.settings.result_ttl)
+        if int(pipe.execute()[0]) > self.settings.max_polls:
+            raise ProviderUnavailable(f"still pending after {self.settings.max_polls} checks: {pending.reason}")
+
+    def _envelope(self, job: Job, result: OperationResult) -> dict[str, Any]:
+        data = job.redactor.data(dict(result.data))
+        if result.properties:
+            data["properties"] = {k: str(v) for k, v in result.properties.items()}
+        if result.secrets:
+            sealed = {name: self.sealer.seal(value.get_secret_value()) for name, value in result.secrets.items()}
+            if self.sealer.enabled:
+                data["sealed"] = sealed
+            else:
+                data["sealed_omitted"] = sorted(result.secrets)
+        return {
+            "status": "succeeded",
+            "operation": job.spec.name,
+            "idempotency_key": job.key,
+            "data": data,
+            "replayed": False,
+            "attempts": job.attempts,
+        }
+
+    def _after_success(self, job: Job, payload: Any, envelope: dict[str, Any], result: OperationResult) -> None:
+        source = f"{job.spec.extension.category}.{job.spec.extension.slug}"
+        service = getattr(payload, "service", None)
+        if service is not None:
+            marker = keys.service_create(source, job.connection, str(service.id))
+            if job.spec.operation == "create" and job.key is not None:
+                self.redis.set(marker, job.key, ex=self.settings.result_ttl)
+            elif job.spec.operation == "terminate":
+                create_key: Any = self.redis.get(marker)
+                self.ledger.forget(
+                    create_key.decode() if create_key else f"{source}.create:{job.connection}:{service.id}"
+                )
+                self.redis.delete(marker)
+        if job.spec.event is not None:
+            data = {"connection": job.connection, "extension": source, **envelope["data"]}
+            if service is not None:
+                data["service_id"] = service.id
+            self.events.publish(build_event(job.spec.event, source, job.key, data))
+        for event_type, event_data in result.events:
+            self.events.publish(build_event(event_type, source, job.key, job.redactor.data(event_data)))
+
+    # --- failure -------------------------------------------------------------------------------
+    def fail(self, job: Job, exc: ExtensionError) -> JobFailed:
+        """Dead-letter the job, publish ``job.failed``, and return the exception the task raises."""
+        error = exc.to_dict()
+        error["message"] = job.redactor.text(error["message"])
+        return self.fail_raw(
+            task=job.spec.name,
+            task_id=job.delivery.task_id,
+            kwargs=job.kwargs,
+            error=error,
+            attempts=job.attempts,
+            redactor=job.redactor,
+            key=job.key,
+        )
+
+    def fail_raw(
+        self,
+        *,
+        task: str | None,
+        task_id: str | None,
+        kwargs: Any,
+        error: dict[str, Any],
+        attempts: int,
+        redactor: Redactor | None = None,
+        key: str | None = None,
+        raw: str | None = None,
+    ) -> JobFailed:
+        if redactor is None:
+            redactor = Redactor()
+            redactor.extend(self.base_redactor)
+            redactor.add(*sensitive_values(kwargs))
+        dead_id = self.dead_letters.record(
+            task=task, task_id=task_id, kwargs=kwargs, error=error, attempts=attempts, redactor=redactor, raw=raw
+        )
+        data = {"task": task, "task_id": task_id, "error": error, "attempts": attempts, "dead_letter_id": dead_id}
+        self.events.publish(build_event("job.failed", task or "unknown", key, data))
+        log.warning("job %s (%s) failed: %s: %s", task_id, task, error["code"], error["message"])
+        return JobFailed(error)
+
+
+def _fingerprint(kwargs: dict[str, Any]) -> str:
+    material = {k: v for k, v in kwargs.items() if k != "idempotency_key"}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_runtime(settings: Settings) -> Runtime:
+    """Validate profiles and connect; raise ``InvalidConfig`` naming the profile and field on bad input."""
+    profiles = Profiles.load(settings.connections)
+    client = redis.Redis.from_url(settings.backend_url)
+    return Runtime(settings, profiles, client)
+
+
+__all__ = ["Delivery", "InvalidConfig", "Runtime", "UnknownConnection", "load_runtime"]

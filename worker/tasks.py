@@ -1,0 +1,205 @@
+"""Celery tasks by name: one per ``<category>.<slug>.<operation>`` plus ``extensions.*``.
+
+Each task is a thin shell around ``Runtime.execute``; what the runtime asks for (retry, poll, busy
+lease) becomes a re-published message here. Countdowns never exceed half the visibility timeout: a
+longer wait goes to the delayed set, which the pump re-publishes when due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Celery, Task
+from celery.exceptions import Ignore
+from celery.utils.saferepr import saferepr
+from celery.worker.request import Request
+
+from extensions.errors import ExtensionError, InvalidPayload, UnsupportedOperation
+from extensions.redaction import Redactor
+from extensions.registry import extension_class, list_extensions
+from worker.errors import JobFailed, Reschedule
+from worker.keys import DELAYED_SET
+from worker.operations import META_TASKS, MetaPayload, OperationSpec, operation_specs
+from worker.runtime import Delivery, Runtime, load_runtime
+from worker.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+_payload_redactor = Redactor()
+
+
+def redacted_repr(value: Any) -> str:
+    """What logs, events and Flower show of a job's arguments: sensitive keys and inline config masked."""
+    if isinstance(value, dict) and "config" in value:
+        value = {**value, "config": "***"}
+    return str(saferepr(_payload_redactor.data(value), maxlen=1024))
+
+
+class RedactingRequest(Request):  # type: ignore[misc]
+    """Sets argsrepr/kwargsrepr from the real arguments before the task-received event is sent.
+
+    Foreign producers send no repr (Celery would then show the raw kwargs); Python producers' reprs are
+    not trusted either.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._argsrepr = redacted_repr(self._request_dict.get("args"))
+        self._kwargsrepr = redacted_repr(self._request_dict.get("kwargs"))
+        self._request_dict["argsrepr"] = self._argsrepr
+        self._request_dict["kwargsrepr"] = self._kwargsrepr
+
+
+class ExtensionTask(Task):  # type: ignore[misc]
+    Request = "worker.tasks:RedactingRequest"
+    acks_late = True
+    typing = False
+    max_retries = None  # bounded by the runtime's own attempt counter
+    throws = (JobFailed,)
+
+
+@cache
+def runtime() -> Runtime:
+    return load_runtime(get_settings())
+
+
+def reschedule(task: Task, r: Reschedule) -> Exception:
+    """Re-publish the running job after ``r.countdown`` seconds under the same task id."""
+    settings = get_settings()
+    request = task.request
+    if r.countdown <= settings.max_countdown:
+        retry: Exception = task.retry(
+            countdown=max(r.countdown, 0.05), args=(), kwargs=request.kwargs, exc=None, throw=False
+        )
+        return retry
+    entry = json.dumps(
+        {
+            "task": task.name,
+            "id": request.id,
+            "kwargs": request.kwargs,
+            "retries": request.retries + 1,
+            "queue": (request.delivery_info or {}).get("routing_key") or "celery",
+        }
+    )
+    runtime().redis.zadd(DELAYED_SET, {entry: time.time() + r.countdown})
+    task.update_state(state="RETRY", meta={"reason": r.reason, "due_in": r.countdown})
+    ignore: Exception = Ignore()
+    return ignore
+
+
+def _make_task(app: Celery, spec: OperationSpec) -> None:
+    def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        delivery = Delivery(task_id=self.request.id, retries=self.request.retries or 0)
+        try:
+            return runtime().execute(spec, args, kwargs, delivery)
+        except Reschedule as r:
+            raise reschedule(self, r) from None
+
+    app.task(name=spec.name, base=ExtensionTask, bind=True, queue=spec.queue)(run)
+
+
+def _meta(kind: str, payload: MetaPayload) -> dict[str, Any]:
+    if kind == "extensions.list":
+        return list_extensions()
+    if not payload.category or not payload.name:
+        raise InvalidPayload(f"{kind} payload: category and name are required")
+    cls = extension_class(payload.category, payload.name)
+    if kind == "extensions.metadata":
+        return cls.get_metadata()
+    product = getattr(cls, "get_product_config", None)
+    return {
+        "config": cls.get_config(),
+        "product_config": product() if product else [],
+        "operations": sorted(cls.operations),
+    }
+
+
+def _make_meta_task(app: Celery, name: str) -> None:
+    def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            if args:
+                raise InvalidPayload("positional arguments are not accepted; send keyword arguments only")
+            try:
+                payload = MetaPayload.model_validate(kwargs)
+            except ValueError as exc:
+                raise InvalidPayload(f"{name} payload: {exc.__class__.__name__}") from None
+            data = _meta(name, payload)
+        except ExtensionError as exc:
+            raise runtime().fail_raw(
+                task=name, task_id=self.request.id, kwargs=kwargs, error=exc.to_dict(), attempts=1
+            ) from None
+        return {
+            "status": "succeeded",
+            "operation": name,
+            "idempotency_key": None,
+            "data": data,
+            "replayed": False,
+            "attempts": 1,
+        }
+
+    app.task(name=name, base=ExtensionTask, bind=True)(run)
+
+
+def register_tasks(app: Celery) -> None:
+    for spec in operation_specs():
+        _make_task(app, spec)
+    for name in META_TASKS:
+        _make_meta_task(app, name)
+
+
+# --- delayed set pump ---------------------------------------------------------------------------
+
+
+class DelayedPump:
+    """Re-publishes delayed jobs when due. One pump per worker; a short lock keeps two from racing."""
+
+    def __init__(self, app: Celery, client: redis.Redis) -> None:
+        self.app = app
+        self.redis = client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="delayed-pump", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pump_once(self) -> int:
+        if not self.redis.set("paymenter:delayed:lock", "1", nx=True, px=5000):
+            return 0
+        moved = 0
+        try:
+            due: Any = self.redis.zrangebyscore(DELAYED_SET, "-inf", time.time(), start=0, num=100)
+            for raw in due:
+                entry = json.loads(raw)
+                self.app.send_task(
+                    entry["task"],
+                    kwargs=entry["kwargs"],
+                    task_id=entry["id"],
+                    retries=entry["retries"],
+                    queue=entry.get("queue") or "celery",
+                )
+                self.redis.zrem(DELAYED_SET, raw)
+                moved += 1
+        finally:
+            self.redis.delete("paymenter:delayed:lock")
+        return moved
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.pump_once()
+            except Exception as exc:  # keep pumping through broker hiccups
+                log.warning("delayed pump: %s", type(exc).__name__)
+
+
+def on_unknown_task(name: str, task_id: str, kwargs: Any) -> JobFailed:
+    error = UnsupportedOperation(f"unknown task name '{name}'").to_dict()
+    return runtime().fail_raw(task=name, task_id=task_id, kwargs=kwargs, error=error, attempts=1)
