@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
-from kombu import Queue  # type: ignore[attr-defined]
+from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
 from worker.settings import Settings
+from worker.transport import install as install_transport
 
 QUEUES = ("celery", "servers", "gateways", "others")
 
 
+def quiet_http_logs() -> None:
+    """httpx logs every URL at INFO, query string included (e-mails, some providers' keys): keep it down."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def make_celery(settings: Settings) -> Celery:
+    quiet_http_logs()
+    install_transport()
     if not settings.broker_url:
         raise RuntimeError("PAYMENTER_BROKER_URL is not set (the CLI starts an embedded Redis when it is unset)")
     vt = settings.visibility_timeout
@@ -45,7 +56,7 @@ def make_celery(settings: Settings) -> Celery:
         result_expires=settings.result_ttl,
         result_extended=False,
         task_default_queue="celery",
-        task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_routes={
             "servers.*": {"queue": "servers"},
             "gateways.*": {"queue": "gateways"},

@@ -11,6 +11,7 @@ Redis broker (the same JSON a PHP billing system would push) and reads results f
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 import time
@@ -51,11 +52,17 @@ class Job:
     idempotency_key: str | None
 
 
-def task_id_for(task: str, idempotency_key: str | None) -> str:
-    """Same task and key, same id: a producer retrying an enqueue cannot make two different jobs."""
+def task_id_for(task: str, idempotency_key: str | None, kwargs: Mapping[str, Any] | None = None) -> str:
+    """Same task, key and payload, same id: a producer retrying an enqueue cannot make two jobs.
+
+    The payload is part of the id so that reusing a key for another payload gets a job of its own, whose
+    ``idempotency_key_reused`` failure the producer can read (the backend never overwrites a success).
+    """
     if idempotency_key is None:
         return str(uuid.uuid4())
-    return str(uuid.uuid5(NAMESPACE, f"{task}\n{idempotency_key}"))
+    material = {k: v for k, v in (kwargs or {}).items() if k != "idempotency_key"}
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+    return str(uuid.uuid5(NAMESPACE, f"{task}\n{idempotency_key}\n{digest}"))
 
 
 def queue_for(task: str) -> str:
@@ -140,7 +147,7 @@ class PaymenterClient:
             payload = dict(kwargs)
             if key is not None:
                 payload["idempotency_key"] = key
-            job = Job(task_id_for(task, key), task, key)
+            job = Job(task_id_for(task, key, payload), task, key)
             target = queue or queue_for(task)
             pipe.lpush(target, build_message(task, payload, job.id, target))
             enqueued.append(job)

@@ -79,6 +79,12 @@ class Runtime:
         self._instances: dict[str, Extension] = {}
         self._lock = threading.Lock()
 
+    def bind(self, connection: str, extension: Extension) -> None:
+        """Serve ``connection`` with a ready instance (embedding the runtime, or a test transport)."""
+        with self._lock:
+            self._instances[connection] = extension
+        self.base_redactor.add(*extension.config.secret_values())
+
     # --- entry point ---------------------------------------------------------------------------
     def execute(self, spec: OperationSpec, args: Any, kwargs: Any, delivery: Delivery) -> dict[str, Any]:
         kwargs = kwargs if isinstance(kwargs, dict) else {}

@@ -23,6 +23,7 @@ from celery.worker.request import Request
 from extensions.errors import ExtensionError, InvalidPayload, UnsupportedOperation
 from extensions.redaction import Redactor
 from extensions.registry import extension_class, list_extensions
+from worker.app import QUEUES
 from worker.errors import JobFailed, Reschedule
 from worker.keys import DELAYED_SET
 from worker.operations import META_TASKS, MetaPayload, OperationSpec, operation_specs
@@ -73,9 +74,12 @@ def reschedule(task: Task, r: Reschedule) -> Exception:
     """Re-publish the running job after ``r.countdown`` seconds under the same task id."""
     settings = get_settings()
     request = task.request
+    # Back to the queue it came from, whatever exchange a foreign producer named.
+    queue = (request.delivery_info or {}).get("routing_key")
+    queue = queue if queue in QUEUES else "celery"
     if r.countdown <= settings.max_countdown:
         retry: Exception = task.retry(
-            countdown=max(r.countdown, 0.05), args=(), kwargs=request.kwargs, exc=None, throw=False
+            countdown=max(r.countdown, 0.05), args=(), kwargs=request.kwargs, exc=None, throw=False, queue=queue
         )
         return retry
     entry = json.dumps(
@@ -84,7 +88,7 @@ def reschedule(task: Task, r: Reschedule) -> Exception:
             "id": request.id,
             "kwargs": request.kwargs,
             "retries": request.retries + 1,
-            "queue": (request.delivery_info or {}).get("routing_key") or "celery",
+            "queue": queue,
         }
     )
     runtime().redis.zadd(DELAYED_SET, {entry: time.time() + r.countdown})

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 
-class DroppedResponse(Exception):  # noqa: N818
+class DroppedResponse(Exception):
     """Raised by the fake after performing a request whose answer must be lost."""
 
 
@@ -50,9 +50,7 @@ class FakeProvider:
         self.base_url = "http://fake.invalid"
 
     # --- knobs ---------------------------------------------------------------------------------
-    def fail_next(
-        self, status: int, times: int = 1, match: str = ".*", headers: dict[str, str] | None = None
-    ) -> None:
+    def fail_next(self, status: int, times: int = 1, match: str = ".*", headers: dict[str, str] | None = None) -> None:
         self._failures.append(_Knob(re.compile(match), times, status, headers or {}))
 
     def drop_response_next(self, match: str, times: int = 1) -> None:
@@ -127,11 +125,14 @@ class FakeProvider:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed mid-call
+                    self.close_connection = True
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -1,0 +1,1 @@
+"""Per-extension quirk tests."""

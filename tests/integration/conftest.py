@@ -1,0 +1,190 @@
+"""Real processes: a Redis server, ``paymenter-worker run`` subprocesses, and fakes on loopback.
+
+Redis: ``PAYMENTER_TEST_REDIS_URL`` if set, else 127.0.0.1:6379 when it answers, else an embedded
+redis-server started for the session. Each test gets a flushed database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from tests.fakes.pterodactyl import FakePterodactyl
+from worker.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULT_KEY = Fernet.generate_key().decode()
+PANEL_KEY = "ptla_integrationsecret0987654321"
+VISIBILITY_TIMEOUT = 6
+
+pytestmark = pytest.mark.integration
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("PAYMENTER_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if _answers("redis://127.0.0.1:6379/0"):
+        yield "redis://127.0.0.1:6379/13"
+        return
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    embedded.start()
+    yield embedded.url
+    embedded.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+
+
+@pytest.fixture
+def r(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
+        self.log_path = log_path
+        self.name = name
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "run", "--concurrency=8", f"--hostname={name}@%h"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.log_path.read_text(errors="replace"):
+                return self
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@pytest.fixture
+def fake_panel() -> Iterator[FakePterodactyl]:
+    fake = FakePterodactyl(api_key=PANEL_KEY)
+    with fake.serve():
+        yield fake
+
+
+@pytest.fixture
+def worker_env(redis_url: str, fake_panel: FakePterodactyl, tmp_path: Path) -> dict[str, str]:
+    connections = tmp_path / "connections.toml"
+    connections.write_text(
+        f'[connections.panel]\nextension = "servers.pterodactyl"\nhost = "{fake_panel.base_url}"\n'
+        'api_key = "${PANEL_API_KEY}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTER_")}
+    env.update(
+        PAYMENTER_BROKER_URL=redis_url,
+        PAYMENTER_CONNECTIONS=str(connections),
+        PAYMENTER_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+        PAYMENTER_RESULT_KEY=RESULT_KEY,
+        PAYMENTER_RETRY_BACKOFF_BASE="0.2",
+        PAYMENTER_RETRY_BACKOFF_MAX="1",
+        PANEL_API_KEY=PANEL_KEY,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w1", **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess({**worker_env, **extra_env}, tmp_path / f"{name}.log", f"{name}-{len(started)}")
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def service_payload(service_id: int, **properties: Any) -> dict[str, Any]:
+    return {
+        "id": service_id,
+        "user": {
+            "id": 9,
+            "email": "alice@example.com",
+            "first_name": "Alice",
+            "last_name": "Liddell",
+            "name": "Alice Liddell",
+        },
+        "product": {
+            "id": 3,
+            "name": "Minecraft 4G",
+            "settings": {
+                "nest_id": "1",
+                "egg_id": "5",
+                "memory": "4096",
+                "swap": "0",
+                "disk": "10240",
+                "io": "500",
+                "cpu": "200",
+                "databases": "1",
+                "backups": "2",
+                "additional_allocations": "0",
+                "location_ids": ["1"],
+            },
+        },
+        "properties": properties,
+    }
+
+
+def wait_meta(r: redis.Redis, task_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        raw = r.get(f"celery-task-meta-{task_id}")
+        if raw:
+            meta: dict[str, Any] = json.loads(raw)
+            if meta["status"] in ("SUCCESS", "FAILURE"):
+                return meta
+        time.sleep(0.05)
+    raise AssertionError(f"no final result for {task_id} in {timeout}s")

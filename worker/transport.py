@@ -1,0 +1,52 @@
+"""The Redis transport with one change: an item on a queue that is not a message envelope at all
+(not JSON, not an object) is dead-lettered instead of stopping the worker with an unrecoverable error.
+"""
+
+from __future__ import annotations
+
+import logging
+from queue import Empty
+from typing import Any
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
+
+from extensions.errors import InvalidPayload
+
+log = logging.getLogger(__name__)
+
+
+def dead_letter_raw(raw: str, reason: str) -> None:
+    from worker.tasks import runtime
+
+    try:
+        runtime().fail_raw(
+            task=None, task_id=None, kwargs=None, error=InvalidPayload(reason).to_dict(), attempts=1, raw=raw
+        )
+    except Exception as exc:  # never let bookkeeping stop the consumer
+        log.error("could not dead-letter a malformed queue item: %s", type(exc).__name__)
+
+
+class Channel(kombu_redis.Channel):
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            result: bool = super()._brpop_read(**options)  # type: ignore[no-untyped-call]
+        except self.connection_errors:
+            raise
+        except Empty:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raw = getattr(exc, "doc", None) or ""
+            log.error("malformed item on a queue (%s): dead-lettered", type(exc).__name__)
+            dead_letter_raw(str(raw), f"malformed queue item: {type(exc).__name__}")
+            return True
+        return result
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+def install() -> None:
+    """Make ``redis://`` URLs use this transport (kombu resolves transports through its alias table)."""
+    TRANSPORT_ALIASES["redis"] = "worker.transport:Transport"
