@@ -92,7 +92,7 @@ def reschedule(task: Task, r: Reschedule) -> Exception:
         }
     )
     runtime().redis.zadd(DELAYED_SET, {entry: time.time() + r.countdown})
-    task.update_state(state="RETRY", meta={"reason": r.reason, "due_in": r.countdown})
+    task.backend.mark_as_retry(request.id, r, request=request)
     ignore: Exception = Ignore()
     return ignore
 

@@ -210,3 +210,27 @@ def test_bad_messages_are_dead_lettered_and_the_worker_keeps_serving(
     assert envelope["status"] == "succeeded"
     assert worker.alive()
     assert PANEL_KEY not in worker.log_path.read_text()
+
+
+def test_a_wait_longer_than_half_the_visibility_timeout_goes_through_the_delayed_set(
+    redis_url: str, r: redis.Redis, start_worker: Any, fake_panel: FakePterodactyl
+) -> None:
+    worker = start_worker()
+    wait = VISIBILITY_TIMEOUT  # longer than the longest countdown the broker may hold (half of it)
+    fake_panel.fail_next(
+        429, times=1, match="GET /api/application/servers/external/", headers={"Retry-After": str(wait)}
+    )
+    client = PaymenterClient(redis_url)
+    job = client.create_server("pterodactyl", connection="panel", service=service_payload(509))
+    deadline = time.monotonic() + 10
+    while not r.zcard("paymenter:delayed"):
+        assert time.monotonic() < deadline, "the long wait did not go to the delayed set"
+        time.sleep(0.05)
+    assert client.state(job)["status"] == "RETRY"
+    started = time.monotonic()
+    envelope = client.wait(job, timeout=wait + 20)
+    assert time.monotonic() - started >= wait - 2
+    assert envelope["attempts"] == 2
+    assert r.zcard("paymenter:delayed") == 0
+    assert len(fake_panel.servers_for("509")) == 1
+    assert worker.alive()

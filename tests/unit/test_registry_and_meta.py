@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extensions import registry
+from extensions.errors import InvalidPayload, UnsupportedOperation
+from worker.operations import MetaPayload, operation_specs
+from worker.tasks import _meta
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_operation_is_a_task_named_category_slug_operation() -> None:
+    names = {spec.name for spec in operation_specs()}
+    assert {
+        f"servers.pterodactyl.{op}"
+        for op in ("test_config", "create", "suspend", "unsuspend", "terminate", "upgrade", "login_url")
+    } <= names
+    assert all(spec.queue == "servers" for spec in operation_specs() if spec.name.startswith("servers."))
+
+
+def test_unknown_extension_lists_the_known_ones() -> None:
+    with pytest.raises(UnsupportedOperation, match="servers.pterodactyl"):
+        registry.extension_class("servers", "nope")
+
+
+def test_a_name_registered_twice_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    class EntryPoint:
+        name = "servers.pterodactyl"
+        value = "extensions.servers.pterodactyl:Pterodactyl"
+
+    registry.load_registry.cache_clear()
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
+    try:
+        with pytest.raises(registry.RegistryError, match="registered twice"):
+            registry.load_registry()
+    finally:
+        registry.load_registry.cache_clear()
+
+
+def test_an_entry_point_under_the_wrong_name_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    class EntryPoint:
+        name = "servers.other"
+        value = "extensions.servers.pterodactyl:Pterodactyl"
+
+    registry.load_registry.cache_clear()
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
+    try:
+        with pytest.raises(registry.RegistryError, match="registered as servers.other"):
+            registry.load_registry()
+    finally:
+        registry.load_registry.cache_clear()
+
+
+def test_meta_tasks() -> None:
+    assert _meta("extensions.list", MetaPayload()) == {"servers": ["pterodactyl"], "gateways": [], "others": []}
+    metadata = _meta("extensions.metadata", MetaPayload(category="servers", name="pterodactyl"))
+    assert set(metadata) == {"name", "description", "version", "author", "type"}
+    assert metadata["type"] == "server"
+    schema = _meta("extensions.config_schema", MetaPayload(category="servers", name="pterodactyl"))
+    assert [f["name"] for f in schema["config"]] == ["host", "api_key"]
+    assert "nest_id" in {f["name"] for f in schema["product_config"]}
+    with pytest.raises(InvalidPayload):
+        _meta("extensions.metadata", MetaPayload())
+
+
+def test_compose_runs_redis_durably_with_worker_and_flower_and_no_inline_secret() -> None:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "worker", "flower"} <= set(services)
+    redis_command = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_command
+    assert "--maxmemory-policy noeviction" in redis_command
+    assert services["redis"]["volumes"]
+    for name in ("worker", "flower"):
+        assert "healthcheck" in services[name]
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["flower"]["environment"]["PAYMENTER_FLOWER_BASIC_AUTH"].startswith("${")
+    assert services["worker"]["environment"]["PAYMENTER_RESULT_KEY"].startswith("${")
