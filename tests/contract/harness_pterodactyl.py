@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tests.extensions.test_pterodactyl import PRODUCT_SETTINGS
 from tests.fakes.base import FakeProvider
 from tests.fakes.pterodactyl import FakePterodactyl
 
@@ -39,24 +40,7 @@ class PterodactylHarness:
             "product": {
                 "id": 7,
                 "name": "Minecraft 2G",
-                "settings": {
-                    "location_ids": ["1"],
-                    "nest_id": "1",
-                    "egg_id": "5",
-                    "memory": "1024",
-                    "swap": "0",
-                    "disk": "5120",
-                    "io": "500",
-                    "cpu": "100",
-                    "databases": "1",
-                    "backups": "2",
-                    "additional_allocations": "1",
-                    "port_range": [],
-                    "skip_scripts": "0",
-                    "dedicated_ip": "0",
-                    "start_on_completion": "1",
-                    "oom_killer": "0",
-                },
+                "settings": {**PRODUCT_SETTINGS, "port_range": []},
             },
             "properties": {},
         }

@@ -25,7 +25,7 @@ from tests.fakes.pterodactyl import FakePterodactyl
 
 KEY = "ptla_testsecretkey123456"
 HOST = "https://panel.example.com"
-SETTINGS = {
+SETTINGS = PRODUCT_SETTINGS = {
     "location_ids": ["1"],
     "nest_id": "1",
     "egg_id": "5",

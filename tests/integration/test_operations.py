@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import redis
 
 from tests.fakes.pterodactyl import FakePterodactyl
 from tests.integration.conftest import PANEL_KEY, ROOT, service_payload
+from worker.embedded import free_port
 
 pytestmark = pytest.mark.integration
 CHECKOUT_PASSWORD = "Checkout-Secret-4242"
@@ -30,12 +30,6 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_cli_enqueue_wait_extensions_dead_letters_and_connections(

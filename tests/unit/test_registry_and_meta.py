@@ -28,29 +28,19 @@ def test_unknown_extension_lists_the_known_ones() -> None:
         registry.extension_class("servers", "nope")
 
 
-def test_a_name_registered_twice_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("servers.pterodactyl", "registered twice"), ("servers.other", "registered as servers.other")],
+)
+def test_a_bad_entry_point_fails_fast(monkeypatch: pytest.MonkeyPatch, name: str, problem: str) -> None:
     class EntryPoint:
-        name = "servers.pterodactyl"
         value = "extensions.servers.pterodactyl:Pterodactyl"
 
+    EntryPoint.name = name  # type: ignore[attr-defined]
     registry.load_registry.cache_clear()
     monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
     try:
-        with pytest.raises(registry.RegistryError, match="registered twice"):
-            registry.load_registry()
-    finally:
-        registry.load_registry.cache_clear()
-
-
-def test_an_entry_point_under_the_wrong_name_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    class EntryPoint:
-        name = "servers.other"
-        value = "extensions.servers.pterodactyl:Pterodactyl"
-
-    registry.load_registry.cache_clear()
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
-    try:
-        with pytest.raises(registry.RegistryError, match="registered as servers.other"):
+        with pytest.raises(registry.RegistryError, match=problem):
             registry.load_registry()
     finally:
         registry.load_registry.cache_clear()
