@@ -107,6 +107,7 @@ class HttpApi:
         *,
         provider: str,
         headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         redactor: Redactor | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -124,6 +125,7 @@ class HttpApi:
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=dict(headers or {}),
+            params=dict(params or {}),  # APIs that authenticate in the query string (never logged)
             auth=auth,
             timeout=timeout,
             verify=verify,

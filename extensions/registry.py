@@ -22,6 +22,14 @@ ENTRY_POINT_GROUP = "paymenter_worker.extensions"
 # "<category>.<slug>" -> "module:Class". Adding an integration is one line here.
 BUILTIN: dict[str, str] = {
     "servers.pterodactyl": "extensions.servers.pterodactyl:Pterodactyl",
+    "servers.convoy": "extensions.servers.convoy:Convoy",
+    "servers.cpanel": "extensions.servers.cpanel:CPanel",
+    "servers.directadmin": "extensions.servers.directadmin:DirectAdmin",
+    "servers.enhance": "extensions.servers.enhance:Enhance",
+    "servers.plesk": "extensions.servers.plesk:Plesk",
+    "servers.proxmox": "extensions.servers.proxmox:Proxmox",
+    "servers.virtfusion": "extensions.servers.virtfusion:VirtFusion",
+    "servers.virtualizor": "extensions.servers.virtualizor:Virtualizor",
 }
 
 
@@ -64,7 +72,8 @@ def extension_class(category: str, slug: str) -> type[Extension]:
 def list_extensions() -> dict[str, list[str]]:
     listing: dict[str, list[str]] = {"servers": [], "gateways": [], "others": []}
     for cls in load_registry().values():
-        listing[cls.category].append(cls.slug)
+        if cls.operations:  # only what is implemented
+            listing[cls.category].append(cls.slug)
     return {k: sorted(v) for k, v in listing.items()}
 
 

@@ -60,3 +60,6 @@ class PterodactylHarness:
     def is_upgraded(self, fake: FakeProvider, service_id: int) -> bool:
         servers = _fake(fake).servers_for(service_id)
         return bool(servers) and servers[0]["limits"]["memory"] == 2048 and servers[0]["limits"]["disk"] == 10240
+
+
+HARNESS = PterodactylHarness()

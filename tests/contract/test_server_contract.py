@@ -195,7 +195,8 @@ def test_no_secret_in_redis_logs_results_events_or_dead_letters(
     service = harness.service(113)
     service["properties"]["password"] = checkout_password
     outputs = [driver.run(task(harness, "create"), job(harness, service))]
-    outputs.append(driver.run(task(harness, "login_url"), job(harness, service), task_id="l1"))
+    if "login_url" in runtime._instances[CONNECTION].operations:
+        outputs.append(driver.run(task(harness, "login_url"), job(harness, service), task_id="l1"))
     fake.fail_next(401, times=1, match=harness.any_call)
     error = driver.fail(task(harness, "suspend"), job(harness, service))
     fake.fail_next(503, times=100, match=harness.any_call)

@@ -1,0 +1,21 @@
+"""DirectAdmin: placeholder until the integration lands (no operations, so no tasks are registered)."""
+
+from pydantic import BaseModel
+
+from extensions.base import ExtensionConfig, ServerExtension
+
+
+class _Config(ExtensionConfig):
+    pass
+
+
+class _Product(BaseModel):
+    pass
+
+
+class DirectAdmin(ServerExtension):
+    slug = "directadmin"
+    display_name = "DirectAdmin"
+    Config = _Config
+    ProductSettings = _Product
+    operations = frozenset()

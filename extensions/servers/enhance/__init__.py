@@ -1,0 +1,21 @@
+"""Enhance: placeholder until the integration lands (no operations, so no tasks are registered)."""
+
+from pydantic import BaseModel
+
+from extensions.base import ExtensionConfig, ServerExtension
+
+
+class _Config(ExtensionConfig):
+    pass
+
+
+class _Product(BaseModel):
+    pass
+
+
+class Enhance(ServerExtension):
+    slug = "enhance"
+    display_name = "Enhance"
+    Config = _Config
+    ProductSettings = _Product
+    operations = frozenset()

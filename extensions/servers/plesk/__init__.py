@@ -1,0 +1,21 @@
+"""Plesk: placeholder until the integration lands (no operations, so no tasks are registered)."""
+
+from pydantic import BaseModel
+
+from extensions.base import ExtensionConfig, ServerExtension
+
+
+class _Config(ExtensionConfig):
+    pass
+
+
+class _Product(BaseModel):
+    pass
+
+
+class Plesk(ServerExtension):
+    slug = "plesk"
+    display_name = "Plesk"
+    Config = _Config
+    ProductSettings = _Product
+    operations = frozenset()
