@@ -153,27 +153,67 @@ class OperationResult(BaseModel):
 
 
 class JobContext(Protocol):
-    """What the runtime offers an operation: its key and durable checkpoints that survive a crash."""
+    """What the runtime offers an operation.
+
+    - ``checkpoint``/``save_checkpoint``: durable values of this job (a generated username, a reserved
+      VM id, a provider task id) that survive retries and a killed worker, so the next run resumes;
+    - ``claim(natural_key)``: de-duplicate by a key only known mid-operation (a verified webhook's event
+      id): a key that already succeeded ends the job as a replay of its stored result, one in flight
+      elsewhere re-schedules this job;
+    - ``recall``/``remember``: small durable state of this connection shared across jobs (the open
+      payment of an invoice, a cached token);
+    - ``connection``, ``installation_id`` (namespaces references sent to providers), ``public_url``.
+    """
 
     idempotency_key: str
+    connection: str
+    installation_id: str
+    public_url: str | None
 
     def checkpoint(self, name: str) -> str | None: ...
 
     def save_checkpoint(self, name: str, value: str) -> None: ...
 
+    def claim(self, natural_key: str) -> None: ...
+
+    def recall(self, name: str) -> str | None: ...
+
+    def remember(self, name: str, value: str, ttl_s: int | None = None) -> None: ...
+
 
 class LocalContext:
-    """In-memory job context for library use without a queue."""
+    """In-memory job context for library use without a queue (claims always succeed)."""
 
-    def __init__(self, idempotency_key: str = "local") -> None:
+    def __init__(
+        self,
+        idempotency_key: str = "local",
+        *,
+        connection: str = "local",
+        installation_id: str = "default",
+        public_url: str | None = None,
+    ) -> None:
         self.idempotency_key = idempotency_key
+        self.connection = connection
+        self.installation_id = installation_id
+        self.public_url = public_url
+        self.claims: list[str] = []
         self._checkpoints: dict[str, str] = {}
+        self._state: dict[str, str] = {}
 
     def checkpoint(self, name: str) -> str | None:
         return self._checkpoints.get(name)
 
     def save_checkpoint(self, name: str, value: str) -> None:
         self._checkpoints[name] = value
+
+    def claim(self, natural_key: str) -> None:
+        self.claims.append(natural_key)
+
+    def recall(self, name: str) -> str | None:
+        return self._state.get(name)
+
+    def remember(self, name: str, value: str, ttl_s: int | None = None) -> None:
+        self._state[name] = value
 
 
 # --- base classes ---------------------------------------------------------------------------------
@@ -190,6 +230,8 @@ class Extension:
     operations: ClassVar[frozenset[str]]
     # Operations whose payload names the natural key the runtime derives an idempotency key from.
     keyed_operations: ClassVar[frozenset[str]] = frozenset()
+    # Request model of each operation (gateways and others; servers take ``service``).
+    payloads: ClassVar[dict[str, type[BaseModel]]] = {}
 
     def __init__(
         self,
@@ -221,6 +263,11 @@ class Extension:
     @classmethod
     def get_config(cls) -> list[dict[str, Any]]:
         return describe_fields(cls.Config)
+
+    @classmethod
+    def payload_model(cls, operation: str) -> type[BaseModel] | None:
+        """The request model an operation takes (besides the runtime's own kwargs), or None."""
+        return cls.payloads.get(operation)
 
     def operation(self, name: str) -> Callable[..., OperationResult]:
         if name not in self.operations:
@@ -282,6 +329,14 @@ class ServerExtension(Extension):
 
 class GatewayExtension(Extension):
     category: ClassVar[Category] = "gateways"
+
+    @classmethod
+    def payload_model(cls, operation: str) -> type[BaseModel] | None:
+        if operation in cls.payloads:
+            return cls.payloads[operation]
+        from extensions.payments import GATEWAY_PAYLOADS
+
+        return GATEWAY_PAYLOADS.get(operation)
 
 
 class OtherExtension(Extension):

@@ -21,3 +21,11 @@ class Reschedule(Exception):
         super().__init__(countdown, reason)
         self.countdown = countdown
         self.reason = reason
+
+
+class Replay(Exception):
+    """The job's key already succeeded: end with the stored envelope, marked ``replayed``."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result)
+        self.result = result

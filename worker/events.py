@@ -16,9 +16,20 @@ def utcnow_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+EVENT_NAMESPACE = uuid.UUID("6b3d1c6e-8f0e-4c55-9a57-2f1e4d3c2b10")
+
+
 def build_event(event_type: str, source: str, idempotency_key: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The event envelope. With a job key its id is derived from the key, the type and the transaction,
+    so a job run twice (a worker lost between publishing and recording success) repeats the same id and
+    consumers can drop the repeat."""
+    if idempotency_key is not None:
+        identity = f"{idempotency_key}|{event_type}|{data.get('transaction_id') or ''}"
+        event_id = str(uuid.uuid5(EVENT_NAMESPACE, identity))
+    else:
+        event_id = str(uuid.uuid4())
     return {
-        "id": str(uuid.uuid4()),
+        "id": event_id,
         "type": event_type,
         "occurred_at": utcnow_iso(),
         "source": source,

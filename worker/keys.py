@@ -39,3 +39,11 @@ def service_create(extension: str, connection: str, service_id: str) -> str:
 
 def task_meta(task_id: str) -> str:
     return f"celery-task-meta-{task_id}"
+
+
+def transaction(source: str, connection: str, transaction_id: str) -> str:
+    return f"paymenter:txn:{source}:{connection}:{transaction_id}"
+
+
+def state(source: str, connection: str, name: str) -> str:
+    return f"paymenter:state:{source}:{connection}:{name}"

@@ -37,6 +37,12 @@ class ServerPayload(JobPayload):
     service: Service
 
 
+class RequestPayload(JobPayload):
+    """The runtime's own kwargs; the rest is the operation's request, validated by the extension's model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
 class MetaPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,8 +70,7 @@ def _payload_model(extension: type[Extension], operation: str) -> type[JobPayloa
         return ConnectionPayload
     if extension.category == "servers":
         return ServerPayload
-    models: dict[str, type[JobPayload]] = getattr(extension, "payloads", {})
-    return models.get(operation, JobPayload)
+    return RequestPayload if extension.payload_model(operation) is not None else JobPayload
 
 
 def operation_specs() -> list[OperationSpec]:

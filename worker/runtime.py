@@ -33,15 +33,28 @@ from extensions.errors import (
 from extensions.redaction import Redactor, sensitive_values
 from worker import keys
 from worker.deadletters import DeadLetters
-from worker.errors import JobFailed, Reschedule
+from worker.errors import JobFailed, Replay, Reschedule
 from worker.events import EventStream, build_event
 from worker.ledger import Ledger
-from worker.operations import OperationSpec
+from worker.operations import JobPayload, OperationSpec, RequestPayload
 from worker.profiles import Profiles
 from worker.sealing import Sealer
 from worker.settings import Settings
 
 log = logging.getLogger("paymenter.job")
+
+# How far a payment status has moved; a transaction never moves back.
+PAYMENT_RANK = {"payment.processing": 1, "payment.failed": 1, "payment.succeeded": 2, "payment.refunded": 3}
+
+# KEYS: transaction. ARGV: rank, status, ttl. Returns new | stale | duplicate.
+_TRANSITION = """
+local rank = redis.call('HGET', KEYS[1], 'rank')
+if rank and tonumber(rank) > tonumber(ARGV[1]) then return 'stale' end
+if ARGV[2] ~= 'payment.refunded' and redis.call('HGET', KEYS[1], 'status') == ARGV[2] then return 'duplicate' end
+redis.call('HSET', KEYS[1], 'rank', ARGV[1], 'status', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 'new'
+"""
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,9 @@ class Job:
         self.key_derived = False
         self.connection = str(kwargs.get("connection") or "inline")
         self.attempts = 1
+        self.claims: list[tuple[str, str]] = []
+        self.request: Any = None
+        self.source = f"{spec.extension.category}.{spec.extension.slug}"
 
 
 class Runtime:
@@ -78,6 +94,7 @@ class Runtime:
         self.base_redactor = Redactor(profiles.secret_values())
         self._instances: dict[str, Extension] = {}
         self._lock = threading.Lock()
+        self._transition = client.register_script(_TRANSITION)
 
     def bind(self, connection: str, extension: Extension) -> None:
         """Serve ``connection`` with a ready instance (embedding the runtime, or a test transport)."""
@@ -126,6 +143,13 @@ class Runtime:
             raise InvalidPayload(validation_message(exc, f"{job.spec.name} payload")) from None
         if payload.connection is None and payload.config is None:
             raise InvalidPayload(f"{job.spec.name} payload: connection: Field required")
+        model = job.spec.extension.payload_model(job.spec.operation)
+        if isinstance(payload, RequestPayload) and model is not None:
+            request = {k: v for k, v in job.kwargs.items() if k not in JobPayload.model_fields}
+            try:
+                job.request = model.model_validate(request)
+            except ValidationError as exc:
+                raise InvalidPayload(validation_message(exc, f"{job.spec.name} payload")) from None
         return payload
 
     def _extension(self, job: Job, payload: Any) -> Extension:
@@ -150,48 +174,66 @@ class Runtime:
                 job.key = f"{job.spec.name}:{job.connection}:{natural}"
                 job.key_derived = True
 
+    def claim(self, job: Job, key: str, fingerprint: str, *, derived: bool) -> None:
+        """Claim ``key`` for this job; raise Replay, Reschedule or the key-reuse error when it cannot run."""
+        claim = self.ledger.claim(key, fingerprint)
+        if claim.outcome == "replay":
+            assert claim.result is not None
+            raise Replay(claim.result)
+        if claim.outcome == "mismatch":
+            error = Conflict if derived else IdempotencyKeyReused
+            raise error(f"idempotency key '{key}' was already used with a different payload")
+        if claim.outcome == "busy":
+            raise Reschedule(claim.retry_in_ms / 1000, "another delivery of this job holds its lease")
+        job.claims.append((key, claim.owner))
+        if job.key is None:
+            job.key = key
+
     def _run(self, job: Job, payload: Any, extension: Extension) -> dict[str, Any]:
         self._derive_key(job, payload)
-        fingerprint = _fingerprint(job.kwargs)
-        owner = None
-        if job.key is not None:
-            claim = self.ledger.claim(job.key, fingerprint)
-            if claim.outcome == "replay":
-                assert claim.result is not None
-                return {**claim.result, "replayed": True}
-            if claim.outcome == "mismatch":
-                error = Conflict if job.key_derived else IdempotencyKeyReused
-                raise error(f"idempotency key '{job.key}' was already used with a different payload")
-            if claim.outcome == "busy":
-                raise Reschedule(claim.retry_in_ms / 1000, "another delivery of this job holds its lease")
-            owner = claim.owner
-        context = self.ledger.checkpoints(job.key or f"task:{job.delivery.task_id}")
-        job.attempts = self._attempts(job.delivery.task_id)
         try:
-            method = extension.operation(job.spec.operation)
-            service = getattr(payload, "service", None)
-            result = method(service, context) if service is not None else method()
+            if job.key is not None:
+                self.claim(job, job.key, _fingerprint(job.kwargs), derived=job.key_derived)
+            context = RuntimeContext(self, job, job.key or f"task:{job.delivery.task_id}")
+            job.attempts = self._attempts(job.delivery.task_id)
+            result = self._call(job, payload, extension, context)
+        except Replay as replay:
+            for key, owner in job.claims:  # an outer key that led to a replayed inner one succeeds alike
+                self.ledger.succeed(key, owner, replay.result)
+            return {**replay.result, "replayed": True}
         except Pending as pending:
-            self._release(job, owner)
+            self._release(job)
             self._count_poll(job, pending)
             raise Reschedule(pending.delay, pending.reason) from None
         except ExtensionError as exc:
-            self._release(job, owner)
+            self._release(job)
             if exc.retryable:
                 raise self._retry(job, exc) from None
             raise
         except Exception:
-            self._release(job, owner)
+            self._release(job)
             raise
         envelope = self._envelope(job, result)
-        if job.key is not None and owner is not None:
-            self.ledger.succeed(job.key, owner, envelope)
-        self._after_success(job, payload, envelope, result)
+        if result.events:
+            envelope["data"]["events"] = self._publish_result_events(job, result)
+        for key, owner in job.claims:
+            self.ledger.succeed(key, owner, envelope)
+        self._after_success(job, payload, envelope)
         return envelope
 
-    def _release(self, job: Job, owner: str | None) -> None:
-        if job.key is not None and owner is not None:
-            self.ledger.release(job.key, owner)
+    def _call(self, job: Job, payload: Any, extension: Extension, context: RuntimeContext) -> OperationResult:
+        method = extension.operation(job.spec.operation)
+        service = getattr(payload, "service", None)
+        if service is not None:
+            return method(service, context)
+        if job.request is not None:
+            return method(job.request, context)
+        return method()
+
+    def _release(self, job: Job) -> None:
+        for key, owner in job.claims:
+            self.ledger.release(key, owner)
+        job.claims.clear()
 
     def _attempts(self, task_id: str) -> int:
         value = self.redis.get(keys.errors(task_id))
@@ -240,8 +282,9 @@ class Runtime:
             "attempts": job.attempts,
         }
 
-    def _after_success(self, job: Job, payload: Any, envelope: dict[str, Any], result: OperationResult) -> None:
-        source = f"{job.spec.extension.category}.{job.spec.extension.slug}"
+    def _after_success(self, job: Job, payload: Any, envelope: dict[str, Any]) -> None:
+        """Ledger bookkeeping of the service lifecycle, and the operation's own event."""
+        source = job.source
         service = getattr(payload, "service", None)
         if service is not None:
             marker = keys.service_create(source, job.connection, str(service.id))
@@ -258,8 +301,32 @@ class Runtime:
             if service is not None:
                 data["service_id"] = service.id
             self.events.publish(build_event(job.spec.event, source, job.key, data))
+
+    def _publish_result_events(self, job: Job, result: OperationResult) -> list[dict[str, Any]]:
+        """Publish what the operation reported; payment status changes only when they move forward.
+
+        A late event that would move a transaction backwards (processing after succeeded) is marked
+        ``stale`` and a repeat of the current status ``duplicate``; neither is published as news.
+        """
+        reported = []
         for event_type, event_data in result.events:
-            self.events.publish(build_event(event_type, source, job.key, job.redactor.data(event_data)))
+            event = build_event(event_type, job.source, job.key, job.redactor.data(event_data))
+            verdict = self._payment_transition(job, event_type, event_data)
+            if verdict == "new":
+                self.events.publish(event)
+            else:
+                event[verdict] = True
+            reported.append(event)
+        return reported
+
+    def _payment_transition(self, job: Job, event_type: str, data: dict[str, Any]) -> str:
+        rank = PAYMENT_RANK.get(event_type)
+        transaction = data.get("transaction_id")
+        if rank is None or not transaction:
+            return "new"
+        key = keys.transaction(job.source, job.connection, str(transaction))
+        verdict = self._transition(keys=[key], args=[rank, event_type, self.settings.result_ttl])
+        return verdict.decode() if isinstance(verdict, bytes) else str(verdict)
 
     # --- failure -------------------------------------------------------------------------------
     def fail(self, job: Job, exc: ExtensionError) -> JobFailed:
@@ -299,6 +366,39 @@ class Runtime:
         self.events.publish(build_event("job.failed", task or "unknown", key, data))
         log.warning("job %s (%s) failed: %s: %s", task_id, task, error["code"], error["message"])
         return JobFailed(error)
+
+
+class RuntimeContext:
+    """The JobContext the runtime gives an operation (see ``extensions.base.JobContext``)."""
+
+    def __init__(self, runtime: Runtime, job: Job, checkpoint_key: str) -> None:
+        self._runtime = runtime
+        self._job = job
+        self._checkpoints = runtime.ledger.checkpoints(checkpoint_key)
+        self.idempotency_key = checkpoint_key
+        self.connection = job.connection
+        self.installation_id = runtime.settings.installation_id
+        self.public_url = runtime.settings.public_url
+
+    def checkpoint(self, name: str) -> str | None:
+        return self._checkpoints.checkpoint(name)
+
+    def save_checkpoint(self, name: str, value: str) -> None:
+        self._checkpoints.save_checkpoint(name, value)
+
+    def claim(self, natural_key: str) -> None:
+        # The natural key is the identity: a provider re-delivering the same event is a replay, whatever
+        # else changed in its delivery (a new signature timestamp).
+        key = f"{self._job.spec.name}:{self.connection}:{natural_key}"
+        self._runtime.claim(self._job, key, hashlib.sha256(key.encode()).hexdigest(), derived=True)
+
+    def recall(self, name: str) -> str | None:
+        value = self._runtime.redis.get(keys.state(self._job.source, self.connection, name))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def remember(self, name: str, value: str, ttl_s: int | None = None) -> None:
+        key = keys.state(self._job.source, self.connection, name)
+        self._runtime.redis.set(key, value, ex=ttl_s or self._runtime.settings.result_ttl)
 
 
 def _fingerprint(kwargs: dict[str, Any]) -> str:
