@@ -30,6 +30,10 @@ BUILTIN: dict[str, str] = {
     "servers.proxmox": "extensions.servers.proxmox:Proxmox",
     "servers.virtfusion": "extensions.servers.virtfusion:VirtFusion",
     "servers.virtualizor": "extensions.servers.virtualizor:Virtualizor",
+    "gateways.stripe": "extensions.gateways.stripe:Stripe",
+    "gateways.paypal": "extensions.gateways.paypal:PayPal",
+    "gateways.paypal_ipn": "extensions.gateways.paypal_ipn:PayPalIPN",
+    "gateways.mollie": "extensions.gateways.mollie:Mollie",
 }
 
 
