@@ -34,6 +34,9 @@ BUILTIN: dict[str, str] = {
     "gateways.paypal": "extensions.gateways.paypal:PayPal",
     "gateways.paypal_ipn": "extensions.gateways.paypal_ipn:PayPalIPN",
     "gateways.mollie": "extensions.gateways.mollie:Mollie",
+    "others.discord_notifications": "extensions.others.discord_notifications:DiscordNotifications",
+    "others.affiliates": "extensions.others.affiliates:Affiliates",
+    "others.announcements": "extensions.others.announcements:Announcements",
 }
 
 

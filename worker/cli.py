@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -65,10 +66,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from celery import signals
 
     from worker.celery_app import app
+    from worker.fanout import FanOut
     from worker.tasks import DelayedPump
 
     pump = DelayedPump(app, runtime.redis)
-    signals.worker_ready.connect(lambda **_: pump.start(), weak=False)
+    fanout = FanOut(app, runtime.redis, runtime.profiles, consumer=args.hostname or socket.gethostname())
+
+    def on_ready(**_: Any) -> None:
+        pump.start()
+        fanout.start()
+
+    signals.worker_ready.connect(on_ready, weak=False)
     argv = [
         "worker",
         "--pool=threads",
@@ -85,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         app.worker_main(argv)
     finally:
         pump.stop()
+        fanout.stop()
         if embedded is not None and not args.keep_broker:
             embedded.stop()
     return 0

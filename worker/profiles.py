@@ -63,9 +63,31 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
     return Profile(name, cls, cls.parse_config(values, where))
 
 
+def parse_routes(table: Any, profiles: Mapping[str, Profile]) -> dict[str, list[str]]:
+    """``[routes]``: event type (or ``prefix.*``, or ``*``) → connections whose extension can ``notify``."""
+    if not isinstance(table, dict):
+        raise InvalidConfig("[routes] must map event types to lists of connection names")
+    routes: dict[str, list[str]] = {}
+    for pattern, targets in table.items():
+        names = [targets] if isinstance(targets, str) else targets
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InvalidConfig(f"route '{pattern}': expected a connection name or a list of them")
+        for name in names:
+            profile = profiles.get(name)
+            if profile is None:
+                raise InvalidConfig(f"route '{pattern}': no connection profile named '{name}'")
+            if "notify" not in profile.extension.operations:
+                raise InvalidConfig(f"route '{pattern}': connection '{name}' ({profile.key}) cannot notify")
+        routes[pattern] = names
+    return routes
+
+
 class Profiles:
-    def __init__(self, profiles: Mapping[str, Profile] | None = None) -> None:
+    def __init__(
+        self, profiles: Mapping[str, Profile] | None = None, routes: Mapping[str, list[str]] | None = None
+    ) -> None:
         self._profiles = dict(profiles or {})
+        self.routes = dict(routes or {})
 
     @classmethod
     def load(cls, path: Path | None) -> Profiles:
@@ -80,7 +102,8 @@ class Profiles:
         tables = document.get("connections", {})
         if not isinstance(tables, dict):
             raise InvalidConfig(f"{path}: [connections] must be a table of profiles")
-        return cls({name: parse_profile(name, table) for name, table in tables.items()})
+        profiles = {name: parse_profile(name, table) for name, table in tables.items()}
+        return cls(profiles, parse_routes(document.get("routes", {}), profiles))
 
     def get(self, name: str, extension: type[Extension]) -> Profile:
         profile = self._profiles.get(name)
@@ -97,6 +120,9 @@ class Profiles:
 
     def __len__(self) -> int:
         return len(self._profiles)
+
+    def get_any(self, name: str) -> Profile | None:
+        return self._profiles.get(name)
 
     def secret_values(self) -> list[str]:
         return [s for p in self._profiles.values() for s in p.config.secret_values()]

@@ -1,0 +1,1 @@
+"""Other extensions: notifications, affiliates, announcements."""
