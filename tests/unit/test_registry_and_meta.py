@@ -47,7 +47,13 @@ def test_a_bad_entry_point_fails_fast(monkeypatch: pytest.MonkeyPatch, name: str
 
 
 def test_meta_tasks() -> None:
-    assert _meta("extensions.list", MetaPayload()) == {"servers": ["pterodactyl"], "gateways": [], "others": []}
+    listing = _meta("extensions.list", MetaPayload())
+    implemented = {
+        k: sorted(c.slug for c in registry.load_registry().values() if c.category == k and c.operations)
+        for k in ("servers", "gateways", "others")
+    }
+    assert listing == implemented
+    assert "pterodactyl" in listing["servers"]
     metadata = _meta("extensions.metadata", MetaPayload(category="servers", name="pterodactyl"))
     assert set(metadata) == {"name", "description", "version", "author", "type"}
     assert metadata["type"] == "server"
