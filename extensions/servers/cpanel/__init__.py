@@ -1,21 +1,5 @@
-"""CPanel: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""cPanel/WHM: one cPanel hosting account per service through WHM API 1."""
 
-from pydantic import BaseModel
+from extensions.servers.cpanel.extension import CPanel
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class CPanel(ServerExtension):
-    slug = "cpanel"
-    display_name = "CPanel"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["CPanel"]
