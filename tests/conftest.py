@@ -57,6 +57,11 @@ class JobDriver:
         self.runtime = runtime
         self.reschedules: list[Reschedule] = []
 
+    @property
+    def retries(self) -> list[Reschedule]:
+        """Re-schedules caused by failed attempts (not polls of a provider job still running)."""
+        return [r for r in self.reschedules if r.kind == "retry"]
+
     def run(self, name: str, kwargs: dict[str, Any], task_id: str = "task-1", max_runs: int = 50) -> dict[str, Any]:
         spec = spec_for(name)
         retries = 0

@@ -17,10 +17,11 @@ class JobFailed(Exception):
 class Reschedule(Exception):
     """Run this job again after ``countdown`` seconds (a retry, a poll, or a busy lease)."""
 
-    def __init__(self, countdown: float, reason: str) -> None:
-        super().__init__(countdown, reason)
+    def __init__(self, countdown: float, reason: str, kind: str = "retry") -> None:
+        super().__init__(countdown, reason, kind)
         self.countdown = countdown
         self.reason = reason
+        self.kind = kind  # "retry" (a failed attempt), "poll" (provider still working), "busy" (lease held)
 
 
 class Replay(Exception):

@@ -184,7 +184,7 @@ class Runtime:
             error = Conflict if derived else IdempotencyKeyReused
             raise error(f"idempotency key '{key}' was already used with a different payload")
         if claim.outcome == "busy":
-            raise Reschedule(claim.retry_in_ms / 1000, "another delivery of this job holds its lease")
+            raise Reschedule(claim.retry_in_ms / 1000, "another delivery of this job holds its lease", "busy")
         job.claims.append((key, claim.owner))
         if job.key is None:
             job.key = key
@@ -204,7 +204,7 @@ class Runtime:
         except Pending as pending:
             self._release(job)
             self._count_poll(job, pending)
-            raise Reschedule(pending.delay, pending.reason) from None
+            raise Reschedule(pending.delay, pending.reason, "poll") from None
         except ExtensionError as exc:
             self._release(job)
             if exc.retryable:

@@ -94,7 +94,7 @@ def test_create_whose_answer_was_lost_makes_one_resource(
     fake.drop_response_next(harness.create_call)
     result = driver.run(task(harness, "create"), job(harness, harness.service(103)))
     assert result["status"] == "succeeded"
-    assert driver.reschedules, "the lost answer must have been retried"
+    assert driver.retries, "the lost answer must have been retried"
     assert harness.resources(fake, 103) == 1
 
 
@@ -117,14 +117,14 @@ def test_transient_errors_are_retried_until_success(
     result = driver.run(task(harness, "create"), job(harness, harness.service(105)))
     assert result["status"] == "succeeded"
     assert result["attempts"] == 3
-    assert len(driver.reschedules) == 2
+    assert len(driver.retries) == 2
     assert harness.resources(fake, 105) == 1
 
 
 def test_retry_after_is_honoured(harness: ServerHarness, fake: FakeProvider, driver: JobDriver) -> None:
     fake.fail_next(429, times=1, match=harness.any_call, headers={"Retry-After": "7"})
     driver.run(task(harness, "create"), job(harness, harness.service(106)))
-    assert driver.reschedules[0].countdown >= 7
+    assert driver.retries[0].countdown >= 7
 
 
 def test_exhausted_retries_fail_with_provider_unavailable_and_dead_letter(
@@ -134,7 +134,7 @@ def test_exhausted_retries_fail_with_provider_unavailable_and_dead_letter(
     error = driver.fail(task(harness, "create"), job(harness, harness.service(107)))
     assert error["code"] == "provider_unavailable"
     assert error["retryable"] is True
-    assert len(driver.reschedules) == runtime.settings.max_retries
+    assert len(driver.retries) == runtime.settings.max_retries
     assert harness.resources(fake, 107) == 0
     (dead,) = runtime.dead_letters.list()
     assert dead["error"]["code"] == "provider_unavailable"
@@ -149,7 +149,7 @@ def test_permanent_error_is_not_retried(
     assert error["code"] == "auth_failed"
     assert error["retryable"] is False
     assert error["provider_status"] == 401
-    assert driver.reschedules == []
+    assert driver.retries == []
     assert len(runtime.dead_letters.list()) == 1
 
 
