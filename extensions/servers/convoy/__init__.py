@@ -1,21 +1,5 @@
-"""Convoy: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Convoy panel: one Proxmox VPS per service through the Application API."""
 
-from pydantic import BaseModel
+from extensions.servers.convoy.extension import Convoy
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class Convoy(ServerExtension):
-    slug = "convoy"
-    display_name = "Convoy"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["Convoy"]
