@@ -1,21 +1,5 @@
-"""VirtFusion: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""VirtFusion: virtual servers through the VirtFusion API v1."""
 
-from pydantic import BaseModel
+from extensions.servers.virtfusion.extension import VirtFusion
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class VirtFusion(ServerExtension):
-    slug = "virtfusion"
-    display_name = "VirtFusion"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["VirtFusion"]
