@@ -1,21 +1,5 @@
-"""DirectAdmin: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""DirectAdmin: one web hosting account per service through the panel's legacy API."""
 
-from pydantic import BaseModel
+from extensions.servers.directadmin.extension import DirectAdmin
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class DirectAdmin(ServerExtension):
-    slug = "directadmin"
-    display_name = "DirectAdmin"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["DirectAdmin"]
