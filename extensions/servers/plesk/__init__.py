@@ -1,21 +1,5 @@
-"""Plesk: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Plesk: one web hosting subscription per service through the panel's REST API v2."""
 
-from pydantic import BaseModel
+from extensions.servers.plesk.extension import Plesk
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class Plesk(ServerExtension):
-    slug = "plesk"
-    display_name = "Plesk"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["Plesk"]
