@@ -1,21 +1,5 @@
-"""Virtualizor: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Virtualizor: one VPS per service on a Virtualizor master through its Admin API."""
 
-from pydantic import BaseModel
+from extensions.servers.virtualizor.extension import Virtualizor
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class Virtualizor(ServerExtension):
-    slug = "virtualizor"
-    display_name = "Virtualizor"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["Virtualizor"]
