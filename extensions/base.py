@@ -157,6 +157,9 @@ class JobContext(Protocol):
 
     - ``checkpoint``/``save_checkpoint``: durable values of this job (a generated username, a reserved
       VM id, a provider task id) that survive retries and a killed worker, so the next run resumes;
+    - ``secret_checkpoint``/``save_secret_checkpoint``: the same for a secret (a generated password),
+      stored sealed; without a sealing key it is kept only by this process, so a run elsewhere gets None
+      and must cope (generate again, reset);
     - ``claim(natural_key)``: de-duplicate by a key only known mid-operation (a verified webhook's event
       id): a key that already succeeded ends the job as a replay of its stored result, one in flight
       elsewhere re-schedules this job;
@@ -173,6 +176,10 @@ class JobContext(Protocol):
     def checkpoint(self, name: str) -> str | None: ...
 
     def save_checkpoint(self, name: str, value: str) -> None: ...
+
+    def secret_checkpoint(self, name: str) -> str | None: ...
+
+    def save_secret_checkpoint(self, name: str, value: str) -> None: ...
 
     def claim(self, natural_key: str) -> None: ...
 
@@ -205,6 +212,12 @@ class LocalContext:
 
     def save_checkpoint(self, name: str, value: str) -> None:
         self._checkpoints[name] = value
+
+    def secret_checkpoint(self, name: str) -> str | None:
+        return self._checkpoints.get(f"secret:{name}")
+
+    def save_secret_checkpoint(self, name: str, value: str) -> None:
+        self._checkpoints[f"secret:{name}"] = value
 
     def claim(self, natural_key: str) -> None:
         self.claims.append(natural_key)

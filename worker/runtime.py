@@ -95,6 +95,7 @@ class Runtime:
         self._instances: dict[str, Extension] = {}
         self._lock = threading.Lock()
         self._transition = client.register_script(_TRANSITION)
+        self.unsealed_checkpoints: dict[tuple[str, str], str] = {}
 
     def bind(self, connection: str, extension: Extension) -> None:
         """Serve ``connection`` with a ready instance (embedding the runtime, or a test transport)."""
@@ -385,6 +386,25 @@ class RuntimeContext:
 
     def save_checkpoint(self, name: str, value: str) -> None:
         self._checkpoints.save_checkpoint(name, value)
+
+    def secret_checkpoint(self, name: str) -> str | None:
+        sealer = self._runtime.sealer
+        if not sealer.enabled:
+            return self._runtime.unsealed_checkpoints.get((self.idempotency_key, name))
+        token = self._checkpoints.checkpoint(f"sealed:{name}")
+        try:
+            return sealer.unseal(token) if token else None
+        except ValueError:  # sealed under a key that has since been rotated
+            return None
+
+    def save_secret_checkpoint(self, name: str, value: str) -> None:
+        # Sealed with PAYMENTER_RESULT_KEY, never in plain; with no key, only this process remembers it.
+        self._job.redactor.add(value)
+        token = self._runtime.sealer.seal(value)
+        if token is None:
+            self._runtime.unsealed_checkpoints[(self.idempotency_key, name)] = value
+        else:
+            self._checkpoints.save_checkpoint(f"sealed:{name}", token)
 
     def claim(self, natural_key: str) -> None:
         # The natural key is the identity: a provider re-delivering the same event is a replay, whatever

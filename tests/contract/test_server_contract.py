@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from extensions.registry import get_extension
-from tests.conftest import JobDriver
+from tests.conftest import RESULT_KEY, JobDriver
 from tests.contract.harness import ServerHarness
 from tests.contract.harnesses import SERVER_HARNESSES
 from tests.fakes.base import FakeProvider
 from worker.runtime import Runtime
+from worker.sealing import Sealer
 
 pytestmark = pytest.mark.parametrize("harness", SERVER_HARNESSES, ids=lambda h: h.slug)
 CONNECTION = "panel"
@@ -216,4 +217,9 @@ def test_no_secret_in_redis_logs_results_events_or_dead_letters(
     haystack = "\n".join(str(s) for s in stored) + caplog.text + json.dumps(outputs) + json.dumps(error)
     assert harness.secret not in haystack
     assert checkout_password not in haystack
+    # Credentials the provider or the integration generated travel only sealed: look for their plain values.
+    sealer = Sealer(RESULT_KEY)
+    generated = [sealer.unseal(token) for out in outputs for token in out["data"].get("sealed", {}).values()]
+    for value in generated:
+        assert value not in haystack
     assert runtime.dead_letters.list()[0]["sealed_kwargs"], "the dead letter keeps the payload sealed for replay"
