@@ -1,21 +1,5 @@
-"""Enhance: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Enhance control panel: websites as subscriptions of customer organisations."""
 
-from pydantic import BaseModel
+from extensions.servers.enhance.extension import Enhance
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class Enhance(ServerExtension):
-    slug = "enhance"
-    display_name = "Enhance"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["Enhance"]
