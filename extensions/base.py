@@ -141,13 +141,16 @@ class Service(Payload):
 class OperationResult(BaseModel):
     """What an operation produced.
 
-    ``properties`` are strings the billing system stores and sends back; ``secrets`` are values the
+    ``properties`` are strings the billing system stores and sends back (``cleared_properties`` it
+    deletes); ``secrets`` are values the
     provider generated for the customer (sealed by the runtime, never stored in plain); ``events`` are
     extra ``(type, data)`` pairs to publish.
     """
 
     data: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
+    # Properties the billing system should delete (a terminated server's id).
+    cleared_properties: list[str] = Field(default_factory=list)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from extensions.errors import (
     AuthFailed,
     Conflict,
     ExtensionError,
+    InvalidConfig,
     NotFound,
     ProviderRejected,
     ProviderUnavailable,
@@ -34,6 +36,31 @@ from extensions.errors import (
 from extensions.redaction import Redactor
 
 log = logging.getLogger(__name__)
+
+
+class _QuerylessHttpxLog(logging.Filter):
+    """httpx logs every request URL at INFO, query string included (e-mail filters, and the API keys of
+    providers that authenticate in the query): drop the query from those records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+if not any(isinstance(f, _QuerylessHttpxLog) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_QuerylessHttpxLog())
+
+
+def tls_verification(ca_file: str | None) -> ssl.SSLContext | bool:
+    """Verification always on; ``ca_file`` adds a trusted PEM (a panel with a self-signed certificate)."""
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError):
+        raise InvalidConfig(f"ca_file: {ca_file} is not a readable PEM certificate file") from None
+
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -112,7 +139,7 @@ class HttpApi:
         redactor: Redactor | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        verify: bool = True,
+        ca_file: str | None = None,
         retryable_statuses: Collection[int] = DEFAULT_RETRYABLE,
         error_in_body: BodyErrorHook | None = None,
         error_message: MessageHook | None = None,
@@ -128,7 +155,7 @@ class HttpApi:
             params=dict(params or {}),  # APIs that authenticate in the query string (never logged)
             auth=auth,
             timeout=timeout,
-            verify=verify,
+            verify=tls_verification(ca_file),
             transport=transport,
             follow_redirects=False,
         )

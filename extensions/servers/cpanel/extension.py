@@ -18,7 +18,6 @@ an account that is already gone succeeds.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,16 +41,6 @@ TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # account creation and removal oft
 USERNAME_TRIES = 3
 
 
-def _trusting(ca_file: str | None) -> httpx.BaseTransport | None:
-    """A transport that verifies WHM's certificate against ``ca_file`` (self-signed hosts)."""
-    if ca_file is None:
-        return None
-    try:
-        return httpx.HTTPTransport(verify=ssl.create_default_context(cafile=ca_file))
-    except (OSError, ssl.SSLError):
-        raise InvalidConfig("servers.cpanel config: ca_file: not a readable PEM file") from None
-
-
 class CPanel(ServerExtension):
     slug = "cpanel"
     display_name = "cPanel"
@@ -72,7 +61,8 @@ class CPanel(ServerExtension):
             provider="cpanel",
             headers={"Authorization": f"whm {self.config.username}:{token}", "Accept": "application/json"},
             redactor=self.redactor,
-            transport=self.transport or _trusting(self.config.ca_file),
+            transport=self.transport,
+            ca_file=self.config.ca_file,
             timeout=TIMEOUT,
             error_in_body=m.body_error,
             error_message=m.error_message,

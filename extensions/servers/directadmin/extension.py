@@ -19,14 +19,10 @@ and used by the other operations, which fall back to the domain when it is missi
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import ssl
 from collections.abc import Generator, Mapping
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
 from extensions.base import SERVER_OPERATIONS, ExtensionConfig, JobContext, OperationResult, ServerExtension, Service
@@ -35,11 +31,10 @@ from extensions.http import HttpApi
 from extensions.servers.directadmin import mapping as m
 from extensions.servers.directadmin.config import DirectAdminConfig, DirectAdminProduct
 
-CANDIDATE = "account"  # checkpoint: "<username>:<encrypted password>"
+CANDIDATE = "account"  # checkpoint: the username; secret checkpoint: its password
 USERNAME_PROPERTY = "directadmin_username"
 USERNAME_TRIES = 3
 MAX_LOOKUPS = 20
-KDF_SALT = b"paymenter-worker/directadmin/checkpoint"
 
 
 class _Login(httpx.Auth):
@@ -70,11 +65,6 @@ class DirectAdmin(ServerExtension):
         if not isinstance(self.config, DirectAdminConfig):
             raise InvalidConfig("servers.directadmin config: expected a DirectAdminConfig")
         conn = self.config
-        if transport is None and conn.ca_file:
-            # Trust the panel's own (often self-signed) certificate; verification itself stays on.
-            transport = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=conn.ca_file))
-        key = hashlib.pbkdf2_hmac("sha256", conn.password.get_secret_value().encode(), KDF_SALT, 100_000)
-        self.vault = Fernet(base64.urlsafe_b64encode(key))
         self.api = HttpApi(
             conn.host,
             provider="directadmin",
@@ -82,6 +72,7 @@ class DirectAdmin(ServerExtension):
             auth=_Login(conn.username, conn.password),
             redactor=self.redactor,
             transport=transport,
+            ca_file=conn.ca_file,
             error_in_body=m.body_error,
             error_message=m.reason,
         )
@@ -163,14 +154,15 @@ class DirectAdmin(ServerExtension):
 
     def _candidate(self, job: JobContext, domain: str) -> tuple[str, str]:
         """The username and password this create uses, generated once and saved before any use."""
-        username, _, token = (job.checkpoint(CANDIDATE) or "").partition(":")
-        if username:
-            try:
-                return username, self.vault.decrypt(token.encode()).decode()
-            except InvalidToken:
-                pass  # the connection credential changed since: start over with a new name
+        username = job.checkpoint(CANDIDATE)
+        password = job.secret_checkpoint(CANDIDATE) if username else None
+        if username and password:
+            return username, password
+        # No usable pair (first run, or the sealed password is out of reach): a new name, so an account
+        # made under the old one is found by domain instead of being re-created with a wrong password.
         username, password = m.new_username(domain), m.new_password()
-        job.save_checkpoint(CANDIDATE, f"{username}:{self.vault.encrypt(password.encode()).decode()}")
+        job.save_secret_checkpoint(CANDIDATE, password)
+        job.save_checkpoint(CANDIDATE, username)
         return username, password
 
     def _after_refusal(self, exc: ProviderRejected, username: str, domain: str, email: str) -> m.Account | None:

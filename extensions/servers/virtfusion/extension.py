@@ -16,19 +16,15 @@ Checkout ``properties`` honoured: ``hostname`` (the build's hostname). The confi
 documents (``packageId``, ``hypervisorId``, ``ipv4``, ``memory``, ``cpuCores``...) and ``operating_system``
 override product settings only when the product lists them in ``overridable_settings``. A checkout
 ``password`` is not used: VirtFusion generates the root password, returned sealed like the panel password
-of a user created here; between runs both wait in checkpoints encrypted with a key derived from the API key.
+of a user created here; between runs both wait in sealed checkpoints.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
 from extensions.base import SERVER_OPERATIONS, ExtensionConfig, JobContext, OperationResult, ServerExtension, Service
@@ -66,8 +62,6 @@ class VirtFusion(ServerExtension):
             transport=self.transport,
             error_message=m.error_message,
         )
-        # Checkpoints live in plain Redis: generated passwords are kept there encrypted.
-        self._vault = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"virtfusion-vault:" + key.encode()).digest()))
 
     # --- operations ---------------------------------------------------------------------------------
 
@@ -200,12 +194,11 @@ class VirtFusion(ServerExtension):
         return server, True
 
     def _seal(self, job: JobContext, name: str, value: str) -> None:
-        job.save_checkpoint(f"sealed:{name}", self._vault.encrypt(value.encode()).decode())
+        job.save_secret_checkpoint(name, value)
 
     def _unseal(self, job: JobContext) -> dict[str, SecretStr]:
         found = {}
         for name in SEALED:
-            with contextlib.suppress(InvalidToken):  # sealed under an API key that has since changed
-                if token := job.checkpoint(f"sealed:{name}"):
-                    found[name] = SecretStr(self._vault.decrypt(token.encode()).decode())
+            if value := job.secret_checkpoint(name):
+                found[name] = SecretStr(value)
         return found
