@@ -1,21 +1,5 @@
-"""Proxmox: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Proxmox VE: one QEMU VM or LXC container per service through the PVE API."""
 
-from pydantic import BaseModel
+from extensions.servers.proxmox.extension import Proxmox
 
-from extensions.base import ExtensionConfig, ServerExtension
-
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class _Product(BaseModel):
-    pass
-
-
-class Proxmox(ServerExtension):
-    slug = "proxmox"
-    display_name = "Proxmox"
-    Config = _Config
-    ProductSettings = _Product
-    operations = frozenset()
+__all__ = ["Proxmox"]
