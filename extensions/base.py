@@ -296,6 +296,8 @@ class ServerExtension(Extension):
     category: ClassVar[Category] = "servers"
     ProductSettings: ClassVar[type[BaseModel]]
     keyed_operations = frozenset({"create"})
+    # Properties of ``create`` that name the provider resource; a successful terminate clears them.
+    resource_properties: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def get_product_config(cls) -> list[dict[str, Any]]:

@@ -268,8 +268,11 @@ class Runtime:
         data = job.redactor.data(dict(result.data))
         if result.properties:
             data["properties"] = {k: str(v) for k, v in result.properties.items()}
-        if result.cleared_properties:
-            data["properties_cleared"] = sorted(result.cleared_properties)
+        cleared = set(result.cleared_properties)
+        if job.spec.operation == "terminate":
+            cleared.update(getattr(job.spec.extension, "resource_properties", ()))
+        if cleared:
+            data["properties_cleared"] = sorted(cleared)
         if result.secrets:
             sealed = {name: self.sealer.seal(value.get_secret_value()) for name, value in result.secrets.items()}
             if self.sealer.enabled:

@@ -66,6 +66,12 @@ def test_lifecycle_each_step_changes_the_provider_once(
         done = driver.run(task(harness, "terminate"), job(harness, upgraded), task_id=f"t{step}")
         assert done["status"] == "succeeded"
         assert harness.resources(fake, 101) == 0
+        # The billing system is told to forget what named the deleted resource.
+        cleared = set(done["data"]["properties_cleared"])
+        assert cleared
+        assert cleared <= set(created["data"].get("properties", {})) | set(
+            runtime._instances[CONNECTION].resource_properties
+        )
 
     types = [e["type"] for e in events(runtime)]
     assert types.count("service.created") == 1

@@ -61,6 +61,7 @@ class Convoy(ServerExtension):
     Config = ConvoyConfig
     ProductSettings = ConvoyProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = ("server_uuid",)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

@@ -48,6 +48,7 @@ class CPanel(ServerExtension):
     Config = CPanelConfig
     ProductSettings = CPanelProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = ("cpanel_username",)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

@@ -57,6 +57,7 @@ class DirectAdmin(ServerExtension):
     Config = DirectAdminConfig
     ProductSettings = DirectAdminProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = (USERNAME_PROPERTY,)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

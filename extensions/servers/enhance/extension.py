@@ -53,6 +53,7 @@ class Enhance(ServerExtension):
     Config = EnhanceConfig
     ProductSettings = EnhanceProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = ("subscription_id", "website_id")
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

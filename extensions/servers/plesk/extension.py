@@ -58,6 +58,7 @@ class Plesk(ServerExtension):
     Config = PleskConfig
     ProductSettings = PleskProduct
     operations = frozenset(SERVER_OPERATIONS) - {"login_url"}
+    resource_properties = ("domain_id",)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

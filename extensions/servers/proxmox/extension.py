@@ -50,6 +50,7 @@ class Proxmox(ServerExtension):
     Config = ProxmoxConfig
     ProductSettings = ProxmoxProduct
     operations = frozenset(SERVER_OPERATIONS) - {"login_url"}
+    resource_properties = ("vmid", "ip")
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

@@ -45,6 +45,7 @@ class Pterodactyl(ServerExtension):
     Config = PterodactylConfig
     ProductSettings = PterodactylProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = ("pterodactyl_server_id",)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None

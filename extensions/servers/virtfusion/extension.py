@@ -45,6 +45,7 @@ class VirtFusion(ServerExtension):
     Config = VirtFusionConfig
     ProductSettings = VirtFusionProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = ("server_id",)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
@@ -102,7 +103,7 @@ class VirtFusion(ServerExtension):
         gone = server is None or self._send(m.delete_server(server["id"], delay), allow={404}).status == 404
         data = {"server_id": server and server["id"], "deleted": not gone, "already_gone": gone, "delay": delay}
         # Cleared so that a later create of this service provisions anew.
-        return OperationResult(data=data, properties={"server_id": ""})
+        return OperationResult(data=data)
 
     def upgrade(self, service: Service, job: JobContext) -> OperationResult:
         package = self._settings(service).package_id

@@ -69,6 +69,7 @@ class Virtualizor(ServerExtension):
     Config = VirtualizorConfig
     ProductSettings = VirtualizorProduct
     operations = frozenset(SERVER_OPERATIONS)
+    resource_properties = (SERVER_ID,)
 
     def __init__(
         self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
