@@ -1,14 +1,5 @@
-"""Affiliates: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Affiliates: referral rewards and signups as events (no external provider)."""
 
-from extensions.base import ExtensionConfig, OtherExtension
+from extensions.others.affiliates.extension import Affiliates
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class Affiliates(OtherExtension):
-    slug = "affiliates"
-    display_name = "Affiliates"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["Affiliates"]
