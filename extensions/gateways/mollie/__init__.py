@@ -1,14 +1,5 @@
-"""Mollie: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Mollie: hosted-checkout payments, webhooks verified by re-fetching the payment, refunds."""
 
-from extensions.base import ExtensionConfig, GatewayExtension
+from extensions.gateways.mollie.extension import Mollie
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class Mollie(GatewayExtension):
-    slug = "mollie"
-    display_name = "Mollie"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["Mollie"]
