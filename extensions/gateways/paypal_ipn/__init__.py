@@ -1,14 +1,5 @@
-"""PayPalIPN: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""PayPal IPN gateway: e-mail-only PayPal checkout with notifications verified by postback."""
 
-from extensions.base import ExtensionConfig, GatewayExtension
+from extensions.gateways.paypal_ipn.extension import PayPalIPN
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class PayPalIPN(GatewayExtension):
-    slug = "paypal_ipn"
-    display_name = "PayPalIPN"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["PayPalIPN"]
