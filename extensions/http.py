@@ -18,6 +18,7 @@ import json
 import logging
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,18 +39,29 @@ from extensions.redaction import Redactor
 log = logging.getLogger(__name__)
 
 
-class _QuerylessHttpxLog(logging.Filter):
-    """httpx logs every request URL at INFO, query string included (e-mail filters, and the API keys of
-    providers that authenticate in the query): drop the query from those records."""
+# The redactors of every live HttpApi, so log records of the HTTP stack can be cleaned too.
+_REDACTORS: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+
+class _RedactedHttpxLog(logging.Filter):
+    """httpx logs every request URL at INFO: drop the query (e-mail filters, keys of providers that
+    authenticate in the query) and mask secrets in the path (a Discord webhook URL is its own credential)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args)
+            record.args = tuple(_clean_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
         return True
 
 
-if not any(isinstance(f, _QuerylessHttpxLog) for f in logging.getLogger("httpx").filters):
-    logging.getLogger("httpx").addFilter(_QuerylessHttpxLog())
+def _clean_url(url: httpx.URL) -> str:
+    text = str(url.copy_with(query=None))
+    for redactor in list(_REDACTORS):
+        text = redactor.text(text)
+    return text
+
+
+if not any(isinstance(f, _RedactedHttpxLog) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_RedactedHttpxLog())
 
 
 def tls_verification(ca_file: str | None) -> ssl.SSLContext | bool:
@@ -146,6 +158,7 @@ class HttpApi:
     ) -> None:
         self.provider = provider
         self.redactor = redactor or Redactor()
+        _REDACTORS.add(self.redactor)
         self.retryable_statuses = frozenset(retryable_statuses)
         self._error_in_body = error_in_body
         self._error_message = error_message or default_error_message
@@ -186,7 +199,7 @@ class HttpApi:
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"{self.provider} transport error ({where}): {type(exc).__name__}") from None
         response = _wrap(raw)
-        log.debug("%s %s -> %s", self.provider, where, response.status)
+        log.debug("%s %s -> %s", self.provider, self.redactor.text(where), response.status)
         if response.status in allow:
             return response
         if response.ok:

@@ -5,6 +5,7 @@ normalised payment events of DESIGN §3 (``payment.succeeded|processing|failed|r
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,10 +58,24 @@ class PayRequest(Payload):
 
 
 class WebhookDelivery(Payload):
-    body: str = Field(max_length=1_000_000)
+    """A webhook as the receiver got it. ``body`` is the raw body as text when it is UTF-8 (the usual case:
+    JSON, form posts); a body that is not UTF-8 travels as ``body_base64`` so no byte is lost."""
+
+    body: str = Field("", max_length=1_000_000)
+    body_base64: str | None = Field(None, max_length=1_400_000)
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str | list[str]] = Field(default_factory=dict)
     received_at: datetime | None = None
+
+    @property
+    def raw_body(self) -> bytes:
+        """The exact bytes delivered: what signatures and postbacks are computed over."""
+        if self.body_base64 is not None:
+            try:
+                return base64.b64decode(self.body_base64, validate=True)
+            except ValueError:
+                raise ValueError("webhook.body_base64 is not valid base64") from None
+        return self.body.encode("utf-8", "surrogateescape")
 
     def header(self, name: str) -> str | None:
         """Header lookup, case-insensitive as HTTP says."""

@@ -21,8 +21,12 @@ _SECRET_SHAPES = re.compile(
 )
 
 
+# Names the pattern above would catch that hold no secret.
+NOT_SECRET = frozenset({"idempotency_key", "publishable_key", "public_key", "natural_key", "partition_key"})
+
+
 def is_sensitive_key(key: str) -> bool:
-    return bool(SENSITIVE_KEY.search(key))
+    return key.lower() not in NOT_SECRET and bool(SENSITIVE_KEY.search(key))
 
 
 class Redactor:
