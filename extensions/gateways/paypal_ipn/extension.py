@@ -90,7 +90,7 @@ class PayPalIPN(GatewayExtension):
 
     def webhook(self, request: WebhookRequest, job: JobContext) -> OperationResult:
         delivery = request.webhook
-        raw = m.raw_body(delivery.body)
+        raw = delivery.raw_body
         fields = m.parse_ipn(raw)
         m.verdict(self.api.send(m.postback(self.settings.verify_url, raw), allow=ANY_STATUS))
         txn_id, status = fields.get("txn_id"), fields.get("payment_status")

@@ -93,11 +93,6 @@ def checkout_url(base: str, offer: Offer, *, reference: str, business: str, noti
 # --- notification ------------------------------------------------------------------------------------
 
 
-def raw_body(body: str) -> bytes:
-    """The bytes PayPal sent. Form bodies are ASCII; a receiver that met other bytes kept them as surrogates."""
-    return body.encode("utf-8", "surrogateescape")
-
-
 def parse_ipn(raw: bytes) -> dict[str, str]:
     """The fields of an IPN body, decoded with the charset the message names."""
     text = raw.decode("latin-1")  # lossless; only the percent-escapes depend on the charset
