@@ -72,7 +72,7 @@ def test_pay_returns_a_transaction_and_a_way_to_pay(
     result = pay(harness, driver, 1001)
     data = result["data"]
     assert data["transaction_id"]
-    assert data.get("redirect_url") or data.get("client_secret") or data.get("order_id")
+    assert data.get("redirect_url") or data.get("sealed", {}).get("client_secret") or data.get("order_id")
 
 
 def test_pay_again_for_the_same_invoice_reuses_the_open_payment(

@@ -1,14 +1,5 @@
-"""Stripe: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Stripe: PaymentIntents with Stripe.js, saved payment methods as billing agreements, signed webhooks."""
 
-from extensions.base import ExtensionConfig, GatewayExtension
+from extensions.gateways.stripe.extension import Stripe
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class Stripe(GatewayExtension):
-    slug = "stripe"
-    display_name = "Stripe"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["Stripe"]
