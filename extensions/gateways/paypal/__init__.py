@@ -1,14 +1,5 @@
-"""PayPal: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""PayPal (REST): checkout orders, saved PayPal accounts, subscription cancellation and webhooks."""
 
-from extensions.base import ExtensionConfig, GatewayExtension
+from extensions.gateways.paypal.extension import PayPal
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class PayPal(GatewayExtension):
-    slug = "paypal"
-    display_name = "PayPal"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["PayPal"]
