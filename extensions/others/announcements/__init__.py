@@ -1,14 +1,5 @@
-"""Announcements: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""Announcements: scheduled, once-only publication of announcements (see ``extension``)."""
 
-from extensions.base import ExtensionConfig, OtherExtension
+from extensions.others.announcements.extension import Announcements, PublishRequest, WithdrawRequest
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class Announcements(OtherExtension):
-    slug = "announcements"
-    display_name = "Announcements"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["Announcements", "PublishRequest", "WithdrawRequest"]

@@ -1,14 +1,5 @@
-"""DiscordNotifications: placeholder until the integration lands (no operations, so no tasks are registered)."""
+"""DiscordNotifications: Paymenter's and this worker's events as Discord embeds (see ``extension``)."""
 
-from extensions.base import ExtensionConfig, OtherExtension
+from extensions.others.discord_notifications.extension import DiscordNotifications, NotifyRequest
 
-
-class _Config(ExtensionConfig):
-    pass
-
-
-class DiscordNotifications(OtherExtension):
-    slug = "discord_notifications"
-    display_name = "DiscordNotifications"
-    Config = _Config
-    operations = frozenset()
+__all__ = ["DiscordNotifications", "NotifyRequest"]
