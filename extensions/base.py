@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from extensions.errors import ExtensionError, InvalidConfig, InvalidPayload, UnsupportedOperation
 from extensions.redaction import Redactor
@@ -44,6 +45,23 @@ def _blank_to_none(value: Any) -> Any:
 
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 OptionalStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
+
+
+def http_url(value: str) -> str:
+    """An http(s) base URL, without surrounding spaces or trailing slashes."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def _optional_http_url(value: str | None) -> str | None:
+    return None if value is None else http_url(value)
+
+
+BaseUrl = Annotated[str, AfterValidator(http_url)]
+OptionalBaseUrl = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_optional_http_url)]
 
 
 def config_field(

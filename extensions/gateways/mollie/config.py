@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator
 
-from extensions.base import ExtensionConfig, config_field
+from extensions.base import ExtensionConfig, config_field, http_url
 
 DEFAULT_API_BASE = "https://api.mollie.com"
 
@@ -34,11 +33,7 @@ class MollieConfig(ExtensionConfig):
     @classmethod
     def _base(cls, value: str) -> str:
         # Paths carry /v2 themselves.
-        value = value.strip().rstrip("/").removesuffix("/v2")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
+        return http_url(value.strip().rstrip("/").removesuffix("/v2"))
 
     @property
     def mode(self) -> Literal["live", "test"]:

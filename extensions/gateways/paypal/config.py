@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import SecretStr, field_validator
 
-from extensions.base import Checkbox, ExtensionConfig, OptionalStr, config_field
+from extensions.base import Checkbox, ExtensionConfig, OptionalBaseUrl, OptionalStr, config_field
 
 LIVE_BASE = "https://api-m.paypal.com"
 SANDBOX_BASE = "https://api-m.sandbox.paypal.com"
@@ -21,7 +19,7 @@ class PayPalConfig(ExtensionConfig):
     paypal_support_billing_agreements: Checkbox = config_field(
         False, type="boolean", label="Billing agreements", description="Let customers save their PayPal account"
     )
-    api_base: OptionalStr = config_field(None, label="API base", description="Overrides the sandbox/live address")
+    api_base: OptionalBaseUrl = config_field(None, label="API base", description="Overrides the sandbox/live address")
     company_name: OptionalStr = config_field(None, label="Brand name", description="Shown when saving an account")
 
     @field_validator("client_id", "webhook_id")
@@ -37,17 +35,6 @@ class PayPalConfig(ExtensionConfig):
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
         return SecretStr(value.get_secret_value().strip())
-
-    @field_validator("api_base")
-    @classmethod
-    def _base(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
     @property
     def base_url(self) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, SecretStr, field_validator
 
-from extensions.base import Checkbox, ExtensionConfig, config_field
+from extensions.base import Checkbox, ExtensionConfig, config_field, http_url
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 
@@ -49,8 +48,4 @@ class StripeConfig(ExtensionConfig):
     @classmethod
     def _base(cls, value: str) -> str:
         # The library adds /v1 to every path itself.
-        value = value.strip().rstrip("/").removesuffix("/v1")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
+        return http_url(value.strip().rstrip("/").removesuffix("/v1"))

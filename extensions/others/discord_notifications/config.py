@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, SecretStr, field_validator
 
-from extensions.base import ExtensionConfig, OptionalStr, config_field
+from extensions.base import ExtensionConfig, OptionalStr, config_field, http_url
 from extensions.others.discord_notifications.mapping import PAYMENTER_EVENTS, event_type
 
 DISCORD_HOSTS = frozenset({"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"})
@@ -34,13 +34,7 @@ def _event_list(value: Any) -> Any:
 
 
 def _http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http(s) URL")
-    return value
+    return None if value is None else http_url(value)
 
 
 class DiscordConfig(ExtensionConfig):

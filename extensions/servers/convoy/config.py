@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
-from extensions.base import Checkbox, ExtensionConfig, config_field
+from extensions.base import BaseUrl, Checkbox, ExtensionConfig, config_field
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -26,17 +25,8 @@ OptionalCount = Annotated[Count | None, BeforeValidator(_blank_to_none)]
 
 
 class ConvoyConfig(ExtensionConfig):
-    host: str = config_field(label="Convoy URL", description="Panel URL, e.g. https://convoy.example.com")
+    host: BaseUrl = config_field(label="Convoy URL", description="Panel URL, e.g. https://convoy.example.com")
     api_key: SecretStr = config_field(type="password", label="API key", description="Application API token")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 class ConvoyProduct(BaseModel):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, StringConstraints, field_validator
 
-from extensions.base import Checkbox, ExtensionConfig, OptionalStr, config_field
+from extensions.base import BaseUrl, Checkbox, ExtensionConfig, OptionalStr, config_field
 
 
 def _names(value: Any) -> Any:
@@ -21,21 +20,12 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class DirectAdminConfig(ExtensionConfig):
-    host: str = config_field(label="Host", description="Panel URL and port, e.g. https://da.example.com:2222")
+    host: BaseUrl = config_field(label="Host", description="Panel URL and port, e.g. https://da.example.com:2222")
     username: Login = config_field(label="Username", description="Admin or reseller that owns the accounts")
     password: SecretStr = config_field(type="password", label="Password", description="Its password or a Login Key")
     ca_file: OptionalStr = config_field(
         None, label="CA certificate file", description="PEM file to trust for a self-signed panel certificate"
     )
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
     @field_validator("ca_file")
     @classmethod

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from extensions.base import ExtensionConfig, OptionalStr, config_field
+from extensions.base import BaseUrl, ExtensionConfig, OptionalStr, config_field
 
 
 class EnhanceConfig(ExtensionConfig):
-    host: str = config_field(label="Hostname", description="Control panel URL, e.g. https://cp.example.com")
+    host: BaseUrl = config_field(label="Hostname", description="Control panel URL, e.g. https://cp.example.com")
     apikey: SecretStr = config_field(type="password", label="API key", description="Enhance access token")
     orgId: str = config_field(
         label="Organisation ID", description="UUID of the organisation owning plans and customers"
     )
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
     @field_validator("orgId")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -11,11 +10,10 @@ from pydantic import (
     ConfigDict,
     SecretStr,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
-from extensions.base import ExtensionConfig, config_field
+from extensions.base import BaseUrl, ExtensionConfig, config_field
 
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -25,21 +23,12 @@ def _blank_to_none(value: Any) -> Any:
 
 
 class PleskConfig(ExtensionConfig):
-    host: str = config_field(label="Host", description="Panel URL with scheme, e.g. https://plesk.example.com:8443")
+    host: BaseUrl = config_field(label="Host", description="Panel URL with scheme, e.g. https://plesk.example.com:8443")
     username: str = config_field("", label="Username", description="Plesk administrator login")
     password: SecretStr = config_field(SecretStr(""), type="password", label="Password")
     api_key: Annotated[SecretStr | None, BeforeValidator(_blank_to_none)] = config_field(
         None, type="password", label="API key", description="Used instead of username/password (X-API-Key)"
     )
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
     @model_validator(mode="after")
     def _credentials(self) -> PleskConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -16,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from extensions.base import Checkbox, ExtensionConfig, OptionalInt, OptionalStr, config_field
+from extensions.base import BaseUrl, Checkbox, ExtensionConfig, OptionalInt, OptionalStr, config_field
 
 CPU_PINNING = r"^[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*$"
 PORT_ARRAY = 'Egg variable -> port(s), e.g. {"SERVER_PORT":7777,"NONE":[7778,7779]}'
@@ -67,17 +66,8 @@ NonNegative = Annotated[int, Field(ge=0)]
 
 
 class PterodactylConfig(ExtensionConfig):
-    host: str = config_field(label="Host", description="Panel URL, e.g. https://panel.example.com")
+    host: BaseUrl = config_field(label="Host", description="Panel URL, e.g. https://panel.example.com")
     api_key: SecretStr = config_field(type="password", label="API key", description="Application key (ptla_)")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 class PterodactylProduct(BaseModel):

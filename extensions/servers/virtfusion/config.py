@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
-from extensions.base import ExtensionConfig, OptionalInt, config_field
+from extensions.base import BaseUrl, ExtensionConfig, OptionalInt, config_field
 
 OVERRIDE = "Config-option override; applies only when listed in overridable_settings"
 
@@ -30,17 +29,8 @@ OptionalCount = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(la
 
 
 class VirtFusionConfig(ExtensionConfig):
-    host: str = config_field(label="Hostname", description="Control panel URL, e.g. https://cp.example.com")
+    host: BaseUrl = config_field(label="Hostname", description="Control panel URL, e.g. https://cp.example.com")
     apikey: SecretStr = config_field(type="password", label="API key", description="System -> API -> Create Token")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 class VirtFusionProduct(BaseModel):
