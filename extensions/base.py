@@ -9,7 +9,7 @@ supports, and one method per operation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -85,6 +85,9 @@ class ExtensionConfig(BaseModel):
 
     def secret_values(self) -> list[str]:
         return [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
+
+
+ConfigT = TypeVar("ConfigT", bound=ExtensionConfig)
 
 
 def describe_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -276,6 +279,11 @@ class Extension:
         self.config = config if isinstance(config, self.Config) else self.parse_config(config)  # type: ignore[arg-type]
         self.transport = transport
         self.redactor = Redactor(self.config.secret_values())
+        self.setup()
+
+    def setup(self) -> None:
+        """Build what the operations need (the HTTP client) once the config is valid; ``self.transport`` is
+        the test transport, if any."""
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], where: str | None = None) -> ExtensionConfig:
@@ -310,8 +318,9 @@ class Extension:
         return method
 
 
-class ServerExtension(Extension):
+class ServerExtension(Extension, Generic[ConfigT]):
     category: ClassVar[Category] = "servers"
+    config: ConfigT
     ProductSettings: ClassVar[type[BaseModel]]
     keyed_operations = frozenset({"create"})
     # Properties of ``create`` that name the provider resource; a successful terminate clears them.
@@ -363,8 +372,9 @@ class ServerExtension(Extension):
         raise UnsupportedOperation("login_url")
 
 
-class GatewayExtension(Extension):
+class GatewayExtension(Extension, Generic[ConfigT]):
     category: ClassVar[Category] = "gateways"
+    config: ConfigT
 
     @classmethod
     def payload_model(cls, operation: str) -> type[BaseModel] | None:
@@ -375,8 +385,9 @@ class GatewayExtension(Extension):
         return GATEWAY_PAYLOADS.get(operation)
 
 
-class OtherExtension(Extension):
+class OtherExtension(Extension, Generic[ConfigT]):
     category: ClassVar[Category] = "others"
+    config: ConfigT
 
 
 SERVER_OPERATIONS = ("test_config", "create", "suspend", "unsuspend", "terminate", "upgrade", "login_url")

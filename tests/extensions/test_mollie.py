@@ -97,8 +97,8 @@ def test_config_takes_paymenters_field_and_refuses_a_key_without_mode_prefix(fak
     with pytest.raises(InvalidConfig):
         Mollie({"api_key": "sk_not_a_mollie_key_123"})
     ext = Mollie({"api_key": KEY, "api_base": "https://api.mollie.com/v2/"})
-    assert ext.settings.api_base == "https://api.mollie.com"
-    assert ext.settings.mode == "test"
+    assert ext.config.api_base == "https://api.mollie.com"
+    assert ext.config.mode == "test"
 
 
 def test_test_config_checks_the_key(fake: FakeMollie) -> None:

@@ -115,7 +115,7 @@ def test_pay_builds_a_fully_encoded_checkout_url(runtime: Runtime, fake: FakePay
 def test_live_mode_uses_paypal_hosts(runtime: Runtime, fake: FakePayPalIPN, driver: JobDriver) -> None:
     ext = bind(runtime, fake, test_mode="0")
     assert pay(driver)["redirect_url"].startswith("https://www.paypal.com/cgi-bin/webscr?")
-    assert ext.settings.verify_url == "https://ipnpb.paypal.com/cgi-bin/webscr"
+    assert ext.config.verify_url == "https://ipnpb.paypal.com/cgi-bin/webscr"
 
 
 @pytest.mark.parametrize(
@@ -505,7 +505,7 @@ def test_config_fields_and_defaults() -> None:
         {"email": EMAIL, "api_base": "http://127.0.0.1:9/", "postback_url": "http://127.0.0.1:9/x"}
     )
     ext = PayPalIPN(local)
-    assert (ext.settings.checkout_url, ext.settings.verify_url) == (
+    assert (ext.config.checkout_url, ext.config.verify_url) == (
         "http://127.0.0.1:9/cgi-bin/webscr",
         "http://127.0.0.1:9/x",
     )

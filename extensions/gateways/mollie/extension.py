@@ -25,14 +25,11 @@ gets Mollie's first answer back.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
-from extensions.base import ExtensionConfig, GatewayExtension, JobContext, OperationResult
-from extensions.errors import Conflict, InvalidConfig, InvalidPayload, ProviderRejected, SignatureInvalid
+from extensions.base import GatewayExtension, JobContext, OperationResult
+from extensions.errors import Conflict, InvalidPayload, ProviderRejected, SignatureInvalid
 from extensions.gateways.mollie import mapping as m
 from extensions.gateways.mollie.config import MollieConfig
 from extensions.http import HttpApi
@@ -42,25 +39,19 @@ OPEN_TTL_S = 24 * 3600  # reuse window; the payment's own status decides whether
 RECORD_TTL_S = 180 * 24 * 3600  # refunds and chargebacks arrive months after payment
 
 
-class Mollie(GatewayExtension):
+class Mollie(GatewayExtension[MollieConfig]):
     slug = "mollie"
     display_name = "Mollie"
     description = "Payments through Mollie's hosted checkout; refunds"
     Config = MollieConfig
     operations = frozenset({"test_config", "pay", "webhook", "refund"})
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, MollieConfig):
-            raise InvalidConfig("gateways.mollie config: expected a MollieConfig")
-        self.settings = self.config
+    def setup(self) -> None:
         self.api = HttpApi(
-            self.settings.api_base,
+            self.config.api_base,
             provider="mollie",
             headers={
-                "Authorization": f"Bearer {self.settings.api_key.get_secret_value()}",
+                "Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
                 "Accept": "application/json",
             },
             redactor=self.redactor,
@@ -72,7 +63,7 @@ class Mollie(GatewayExtension):
 
     def test_config(self) -> OperationResult:
         self.api.send(m.list_methods())
-        return OperationResult(data={"ok": True, "mode": self.settings.mode})
+        return OperationResult(data={"ok": True, "mode": self.config.mode})
 
     def pay(self, request: PayRequest, job: JobContext) -> OperationResult:
         invoice = request.invoice

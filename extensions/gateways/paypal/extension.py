@@ -27,11 +27,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from pydantic import Field
 
-from extensions.base import ExtensionConfig, GatewayExtension, JobContext, OperationResult, Payload
-from extensions.errors import Conflict, InvalidConfig, InvalidPayload, NotFound, ProviderRejected, SignatureInvalid
+from extensions.base import GatewayExtension, JobContext, OperationResult, Payload
+from extensions.errors import Conflict, InvalidPayload, NotFound, ProviderRejected, SignatureInvalid
 from extensions.errors import UnsupportedOperation as Unsupported
 from extensions.gateways.paypal import mapping as m
 from extensions.gateways.paypal.config import PayPalConfig
@@ -68,7 +67,7 @@ class _Ignored(Exception):
     """A verified event with nothing to do here (another installation's, or no invoice named)."""
 
 
-class PayPal(GatewayExtension):
+class PayPal(GatewayExtension[PayPalConfig]):
     slug = "paypal"
     display_name = "PayPal"
     description = "PayPal checkout, saved PayPal accounts and webhooks through the REST API"
@@ -79,19 +78,13 @@ class PayPal(GatewayExtension):
     )
     payloads = {"capture": CaptureRequest, "complete_billing_agreement": CompleteAgreementRequest}
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, PayPalConfig):
-            raise InvalidConfig("gateways.paypal config: expected a PayPalConfig")
-        self.settings = self.config
+    def setup(self) -> None:
         self.api = HttpApi(
-            self.settings.base_url,
+            self.config.base_url,
             provider="paypal",
             headers={"Accept": "application/json"},
             redactor=self.redactor,
-            transport=transport,
+            transport=self.transport,
             error_message=m.error_message,
         )
         # The OAuth token lives in this instance only (never in Redis, never logged).
@@ -138,7 +131,7 @@ class PayPal(GatewayExtension):
         event = m.parse_event(delivery.body)
         fields = m.transmission(delivery, datetime.now(UTC))
         digest = hashlib.sha256(f"{json.dumps(fields)}{delivery.body}".encode()).hexdigest()[:24]
-        verify = m.verify(fields, self.settings.webhook_id, delivery.body)
+        verify = m.verify(fields, self.config.webhook_id, delivery.body)
         answer = self._send(verify, job, f"verify-{digest}", allow={400, 422})
         if not answer.ok or not isinstance(answer.body, dict) or answer.body.get("verification_status") != "SUCCESS":
             raise SignatureInvalid("paypal did not verify the webhook signature")
@@ -166,7 +159,7 @@ class PayPal(GatewayExtension):
 
     def create_billing_agreement(self, request: CreateAgreementRequest, job: JobContext) -> OperationResult:
         self._agreements_on()
-        brand = self.settings.company_name or "Paymenter"
+        brand = self.config.company_name or "Paymenter"
         cancel_url = str(request.cancel_url or request.return_url)
         body = self._send(m.setup_token(brand, str(request.return_url), cancel_url), job, "setup").body
         url = m.link(body, "approve", "payer-action")  # chosen by rel, not by position
@@ -320,7 +313,7 @@ class PayPal(GatewayExtension):
         return True
 
     def _agreements_on(self) -> None:
-        if not self.settings.paypal_support_billing_agreements:
+        if not self.config.paypal_support_billing_agreements:
             raise Unsupported("paypal: billing agreements are off (paypal_support_billing_agreements)")
 
     def _open_order(self, job: JobContext, invoice: Invoice) -> dict[str, Any] | None:
@@ -357,7 +350,7 @@ class PayPal(GatewayExtension):
         data = {
             "transaction_id": order["id"],
             "order_id": order["id"],
-            "client_id": self.settings.client_id,
+            "client_id": self.config.client_id,
             "currency": invoice.currency,
             "approve_url": m.link(order, "approve", "payer-action"),
             "reused": reused,
@@ -394,8 +387,8 @@ class PayPal(GatewayExtension):
         with self._token_lock:
             now = time.monotonic()
             if refresh or self._token is None or now >= self._token[1]:
-                secret = self.settings.client_secret.get_secret_value()
-                token, ttl = m.parse_token(self.api.send(m.token_request(self.settings.client_id, secret)).body)
+                secret = self.config.client_secret.get_secret_value()
+                token, ttl = m.parse_token(self.api.send(m.token_request(self.config.client_id, secret)).body)
                 self.redactor.add(token)
                 self._token = (token, now + ttl - min(300, ttl // 10))  # refresh shortly before it expires
             return self._token[0]

@@ -29,10 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from extensions.base import ExtensionConfig, GatewayExtension, JobContext, OperationResult
-from extensions.errors import InvalidConfig, InvalidPayload, NotFound
+from extensions.base import GatewayExtension, JobContext, OperationResult
+from extensions.errors import InvalidPayload, NotFound
 from extensions.gateways.paypal_ipn import mapping as m
 from extensions.gateways.paypal_ipn.config import PayPalIPNConfig
 from extensions.http import HttpApi
@@ -42,23 +40,20 @@ OFFER_TTL = 180 * 86_400  # refunds and chargebacks of an offer can arrive month
 ANY_STATUS = range(100, 600)  # every non-VERIFIED answer is judged by mapping.verdict, not by HttpApi
 
 
-class PayPalIPN(GatewayExtension):
+class PayPalIPN(GatewayExtension[PayPalIPNConfig]):
     slug = "paypal_ipn"
     display_name = "PayPal IPN"
     description = "Accept payments via PayPal. With only your email"
     Config = PayPalIPNConfig
     operations = frozenset({"pay", "webhook"})
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, PayPalIPNConfig):
-            raise InvalidConfig("gateways.paypal_ipn config: expected a PayPalIPNConfig")
-        self.settings: PayPalIPNConfig = self.config
-        verify = urlsplit(self.settings.verify_url)
+    def setup(self) -> None:
+        verify = urlsplit(self.config.verify_url)
         self.api = HttpApi(
-            f"{verify.scheme}://{verify.netloc}", provider="paypal_ipn", redactor=self.redactor, transport=transport
+            f"{verify.scheme}://{verify.netloc}",
+            provider="paypal_ipn",
+            redactor=self.redactor,
+            transport=self.transport,
         )
 
     def pay(self, request: PayRequest, job: JobContext) -> OperationResult:
@@ -71,10 +66,10 @@ class PayPalIPN(GatewayExtension):
         job.remember(f"offer:{offer.transaction_id}", offer.dumps(), OFFER_TTL)
         job.remember(f"open:{reference}", offer.dumps(), OFFER_TTL)
         url = m.checkout_url(
-            self.settings.checkout_url,
+            self.config.checkout_url,
             offer,
             reference=reference,
-            business=self.settings.email,
+            business=self.config.email,
             notify=self._notify_url(request, job),
             back=str(request.return_url),
             cancel=str(request.cancel_url or request.return_url),
@@ -92,12 +87,12 @@ class PayPalIPN(GatewayExtension):
         delivery = request.webhook
         raw = delivery.raw_body
         fields = m.parse_ipn(raw)
-        m.verdict(self.api.send(m.postback(self.settings.verify_url, raw), allow=ANY_STATUS))
+        m.verdict(self.api.send(m.postback(self.config.verify_url, raw), allow=ANY_STATUS))
         txn_id, status = fields.get("txn_id"), fields.get("payment_status")
         if not txn_id or not status:
             return _acknowledged(fields, "not a payment notification")
         job.claim(f"{txn_id}:{status}")
-        m.check_account(fields, self.settings.email, self.settings.test_mode)
+        m.check_account(fields, self.config.email, self.config.test_mode)
         if m.installation_of(fields) not in (None, job.installation_id):
             return _acknowledged(fields, "another installation's payment")
         if status not in m.EVENTS:

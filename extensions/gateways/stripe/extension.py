@@ -28,12 +28,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import stripe
 from pydantic import SecretStr
 
-from extensions.base import ExtensionConfig, GatewayExtension, JobContext, OperationResult
-from extensions.errors import InvalidConfig, InvalidPayload, NotFound, PermanentError, ProviderRejected
+from extensions.base import GatewayExtension, JobContext, OperationResult
+from extensions.errors import InvalidPayload, NotFound, PermanentError, ProviderRejected
 from extensions.gateways.stripe import mapping as m
 from extensions.gateways.stripe.config import StripeConfig
 from extensions.money import format_amount
@@ -52,7 +51,7 @@ STATE_TTL_S = 30 * 24 * 3600
 REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
 
-class Stripe(GatewayExtension):
+class Stripe(GatewayExtension[StripeConfig]):
     slug = "stripe"
     display_name = "Stripe Gateway"
     description = "Payments with Stripe PaymentIntents; saved payment methods as billing agreements"
@@ -62,19 +61,13 @@ class Stripe(GatewayExtension):
         "pay webhook refund create_billing_agreement charge cancel_billing_agreement cancel_subscription".split()
     )
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)  # the stripe library takes no transport: see api_base
-        if not isinstance(self.config, StripeConfig):
-            raise InvalidConfig("gateways.stripe config: expected a StripeConfig")
-        self.settings = self.config
+    def setup(self) -> None:
         # One client per instance (no module-global api_key); retries happen once, in the runtime, with
         # the same idempotency keys.
         self.client = stripe.StripeClient(
-            self.settings.stripe_secret_key.get_secret_value(),
+            self.config.stripe_secret_key.get_secret_value(),
             stripe_version=m.API_VERSION,
-            base_addresses={"api": self.settings.api_base},
+            base_addresses={"api": self.config.api_base},
             max_network_retries=0,
             http_client=stripe.HTTPXClient(timeout=30, allow_sync_methods=True),
         )
@@ -108,7 +101,7 @@ class Stripe(GatewayExtension):
 
     def webhook(self, request: WebhookRequest, job: JobContext) -> OperationResult:
         delivery = request.webhook
-        secret = self.settings.stripe_webhook_secret
+        secret = self.config.stripe_webhook_secret
         received = delivery.received_at or datetime.now(UTC)
         if received.tzinfo is None:
             received = received.replace(tzinfo=UTC)
@@ -266,7 +259,7 @@ class Stripe(GatewayExtension):
         """Stripe.js values: the publishable key in plain, the client secret (it lets its holder confirm
         the payment) only sealed, for the producer to hand to the customer's browser."""
         secret = SecretStr(str(intent.get("client_secret") or ""))
-        publishable = self.settings.stripe_publishable_key
+        publishable = self.config.stripe_publishable_key
         return OperationResult(data={**data, "publishable_key": publishable}, secrets={"client_secret": secret})
 
     def _open_intent(self, job: JobContext, stored: str | None, minor: int, currency: str) -> dict[str, Any] | None:
@@ -306,7 +299,7 @@ class Stripe(GatewayExtension):
                         return known
                 except NotFound:
                     pass
-            params = m.customer_params(user, job.installation_id, full=self.settings.stripe_create_customers)
+            params = m.customer_params(user, job.installation_id, full=self.config.stripe_create_customers)
             customer = self._call(self.client.v1.customers.create, params=params, key=self._key(job, "cus", user.id))
         except PermanentError:
             if required:

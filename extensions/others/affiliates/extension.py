@@ -43,7 +43,7 @@ from extensions.others.affiliates.config import AffiliatesConfig
 from extensions.others.affiliates.mapping import RewardRequest, SignupRequest, Skip, compute_reward
 
 
-class Affiliates(OtherExtension):
+class Affiliates(OtherExtension[AffiliatesConfig]):
     slug = "affiliates"
     display_name = "Affiliates"
     description = "Referral rewards and signups, published as events for the billing system to credit"
@@ -51,13 +51,8 @@ class Affiliates(OtherExtension):
     operations = frozenset({"reward", "signup"})
     payloads = {"reward": RewardRequest, "signup": SignupRequest}
 
-    @property
-    def settings(self) -> AffiliatesConfig:
-        assert isinstance(self.config, AffiliatesConfig)
-        return self.config
-
     def reward(self, request: RewardRequest, job: JobContext) -> OperationResult:
-        outcome = compute_reward(request, self.settings)
+        outcome = compute_reward(request, self.config)
         if isinstance(outcome, Skip):
             return OperationResult(data=outcome.data())
         job.claim(f"{request.affiliate.id}:{request.invoice.id}")

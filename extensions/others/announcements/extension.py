@@ -18,15 +18,13 @@ that hides every snapshot not newer than it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 from pydantic import ConfigDict, Field
 
-from extensions.base import ExtensionConfig, JobContext, OperationResult, OtherExtension, Payload
-from extensions.errors import InvalidConfig, Pending
+from extensions.base import JobContext, OperationResult, OtherExtension, Payload
+from extensions.errors import Pending
 from extensions.others.announcements import mapping as m
 from extensions.others.announcements.config import AnnouncementsConfig
 
@@ -53,7 +51,7 @@ class WithdrawRequest(Payload):
     announcement: AnnouncementRef
 
 
-class Announcements(OtherExtension):
+class Announcements(OtherExtension[AnnouncementsConfig]):
     slug = "announcements"
     display_name = "Announcements"
     description = "Announces announcements when they become visible (the fan-out posts them to Discord)"
@@ -61,13 +59,7 @@ class Announcements(OtherExtension):
     operations = frozenset({"publish", "withdraw"})
     payloads = {"publish": PublishRequest, "withdraw": WithdrawRequest}
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, AnnouncementsConfig):
-            raise InvalidConfig("others.announcements config: expected an AnnouncementsConfig")
-        self.settings: AnnouncementsConfig = self.config
+    def setup(self) -> None:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def publish(self, request: PublishRequest, job: JobContext) -> OperationResult:
@@ -83,7 +75,7 @@ class Announcements(OtherExtension):
             due = m.aware(announcement.published_at)
             raise Pending(f"announcement {announcement.id} is scheduled for {m.iso(due)}", (due - now).total_seconds())
         job.claim(m.claim_key(announcement.id, request.revision))
-        event = m.published_event(announcement, self.settings.app_url)
+        event = m.published_event(announcement, self.config.app_url)
         data = {"announced": True, "id": announcement.id, "url": event["url"], "published_at": event["published_at"]}
         return OperationResult(data=data, events=[("announcement.published", event)])
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import ConfigDict, Field
 
-from extensions.base import ExtensionConfig, JobContext, OperationResult, OtherExtension, Payload
-from extensions.errors import AuthFailed, InvalidConfig, InvalidPayload, NotFound, Pending
+from extensions.base import JobContext, OperationResult, OtherExtension, Payload
+from extensions.errors import AuthFailed, InvalidPayload, NotFound, Pending
 from extensions.http import ApiRequest, ApiResponse, HttpApi
 from extensions.others.discord_notifications import mapping as m
 from extensions.others.discord_notifications.config import DiscordConfig
@@ -43,7 +42,7 @@ class NotifyRequest(Payload):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class DiscordNotifications(OtherExtension):
+class DiscordNotifications(OtherExtension[DiscordConfig]):
     slug = "discord_notifications"
     display_name = "DiscordNotifications"
     description = "Posts Paymenter and worker events to a Discord channel through a webhook"
@@ -51,20 +50,14 @@ class DiscordNotifications(OtherExtension):
     operations = frozenset({"notify"})
     payloads = {"notify": NotifyRequest}
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, DiscordConfig):
-            raise InvalidConfig("others.discord_notifications config: expected a DiscordConfig")
-        self.settings: DiscordConfig = self.config
-        self.webhook_id, token = self.settings.webhook()
+    def setup(self) -> None:
+        self.webhook_id, token = self.config.webhook()
         self.redactor.add(token)
         self.path = f"/api/webhooks/{self.webhook_id}/{token}"
-        self.links = m.Links(self.settings.app_url)
+        self.links = m.Links(self.config.app_url)
         self.clock = time.time  # replaced in tests to move time forward
         self.api = HttpApi(
-            self.settings.api_base or DISCORD_BASE,
+            self.config.api_base or DISCORD_BASE,
             provider="discord",
             redactor=self.redactor,
             transport=self.transport,
@@ -74,7 +67,7 @@ class DiscordNotifications(OtherExtension):
 
     def notify(self, request: NotifyRequest, job: JobContext) -> OperationResult:
         event = m.event_type(request.event)
-        if m.is_paymenter_event(event, request.data) and event not in self.settings.events:
+        if m.is_paymenter_event(event, request.data) and event not in self.config.events:
             return OperationResult(data={"skipped": f"event {event} is not selected", "event": event})
         try:
             embed = m.build_embed(event, request.data, self.links)
@@ -84,7 +77,7 @@ class DiscordNotifications(OtherExtension):
             return OperationResult(data={"skipped": "no visible changes", "event": event})
         self._check_webhook(job)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(self.clock()))
-        body = m.message(m.fit(embed, stamp), self.settings.ping_type, self.settings.ping_id)
+        body = m.message(m.fit(embed, stamp), self.config.ping_type, self.config.ping_id)
         response = self._send(body, job)
         message_id = response.body.get("id") if isinstance(response.body, dict) else None
         return OperationResult(data={"message_id": message_id, "event": event})

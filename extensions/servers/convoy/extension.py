@@ -21,12 +21,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from extensions.base import (
     SERVER_OPERATIONS,
-    ExtensionConfig,
     JobContext,
     OperationResult,
     ServerExtension,
@@ -34,7 +32,6 @@ from extensions.base import (
 )
 from extensions.errors import (
     Conflict,
-    InvalidConfig,
     InvalidPayload,
     NotFound,
     Pending,
@@ -54,7 +51,7 @@ ADDRESS_TRIES = 3
 POLL_DELAY = 10.0
 
 
-class Convoy(ServerExtension):
+class Convoy(ServerExtension[ConvoyConfig]):
     slug = "convoy"
     display_name = "Convoy"
     description = "Virtual servers on a Convoy (Proxmox) panel through its Application API"
@@ -63,12 +60,7 @@ class Convoy(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = ("server_uuid",)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, ConvoyConfig):
-            raise InvalidConfig("servers.convoy config: expected a ConvoyConfig")
+    def setup(self) -> None:
         self.host = self.config.host
         self.key = self.config.api_key.get_secret_value()
         self.api = HttpApi(

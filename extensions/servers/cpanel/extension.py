@@ -18,21 +18,19 @@ an account that is already gone succeeds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 from pydantic import SecretStr
 
 from extensions.base import (
     SERVER_OPERATIONS,
-    ExtensionConfig,
     JobContext,
     OperationResult,
     ServerExtension,
     Service,
 )
-from extensions.errors import Conflict, InvalidConfig, NotFound, ProviderRejected, ProviderUnavailable
+from extensions.errors import Conflict, NotFound, ProviderRejected, ProviderUnavailable
 from extensions.http import ApiRequest, HttpApi
 from extensions.servers.cpanel import mapping as m
 from extensions.servers.cpanel.config import CPanelConfig, CPanelProduct
@@ -41,7 +39,7 @@ TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # account creation and removal oft
 USERNAME_TRIES = 3
 
 
-class CPanel(ServerExtension):
+class CPanel(ServerExtension[CPanelConfig]):
     slug = "cpanel"
     display_name = "cPanel"
     description = "cPanel hosting accounts on a WHM server through WHM API 1"
@@ -50,12 +48,7 @@ class CPanel(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = ("cpanel_username",)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, CPanelConfig):
-            raise InvalidConfig("servers.cpanel config: expected a CPanelConfig")
+    def setup(self) -> None:
         token = self.config.apikey.get_secret_value()
         self.api = HttpApi(
             self.config.host,

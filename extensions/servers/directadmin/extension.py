@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from extensions.base import SERVER_OPERATIONS, ExtensionConfig, JobContext, OperationResult, ServerExtension, Service
-from extensions.errors import Conflict, InvalidConfig, NotFound, ProviderRejected, ProviderUnavailable
+from extensions.base import SERVER_OPERATIONS, JobContext, OperationResult, ServerExtension, Service
+from extensions.errors import Conflict, NotFound, ProviderRejected, ProviderUnavailable
 from extensions.http import HttpApi
 from extensions.servers.directadmin import mapping as m
 from extensions.servers.directadmin.config import DirectAdminConfig, DirectAdminProduct
@@ -50,7 +50,7 @@ class _Login(httpx.Auth):
         yield from httpx.BasicAuth(login, self.secret.get_secret_value()).auth_flow(request)
 
 
-class DirectAdmin(ServerExtension):
+class DirectAdmin(ServerExtension[DirectAdminConfig]):
     slug = "directadmin"
     display_name = "DirectAdmin"
     description = "Web hosting accounts on a DirectAdmin server through its legacy API"
@@ -59,12 +59,7 @@ class DirectAdmin(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = (USERNAME_PROPERTY,)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, DirectAdminConfig):
-            raise InvalidConfig("servers.directadmin config: expected a DirectAdminConfig")
+    def setup(self) -> None:
         conn = self.config
         self.api = HttpApi(
             conn.host,
@@ -72,7 +67,7 @@ class DirectAdmin(ServerExtension):
             headers={"Accept": "text/plain"},
             auth=_Login(conn.username, conn.password),
             redactor=self.redactor,
-            transport=transport,
+            transport=self.transport,
             ca_file=conn.ca_file,
             error_in_body=m.body_error,
             error_message=m.reason,

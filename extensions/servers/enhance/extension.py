@@ -22,22 +22,20 @@ soft-deletes the subscription (and its website) and takes "already gone" as succ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from extensions.base import (
     SERVER_OPERATIONS,
-    ExtensionConfig,
     JobContext,
     OperationResult,
     ServerExtension,
     Service,
     ServiceUser,
 )
-from extensions.errors import Conflict, InvalidConfig, InvalidPayload, NotFound, Pending, ProviderRejected
+from extensions.errors import Conflict, InvalidPayload, NotFound, Pending, ProviderRejected
 from extensions.http import ApiRequest, HttpApi
 from extensions.servers.enhance import mapping as m
 from extensions.servers.enhance.config import EnhanceConfig, EnhanceProduct
@@ -46,7 +44,7 @@ MAX_PAGES = 100
 SETTLE_DELAY = 2.0
 
 
-class Enhance(ServerExtension):
+class Enhance(ServerExtension[EnhanceConfig]):
     slug = "enhance"
     display_name = "Enhance"
     description = "Websites on an Enhance control panel: customer organisation, subscription and website"
@@ -55,12 +53,7 @@ class Enhance(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = ("subscription_id", "website_id")
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, EnhanceConfig):
-            raise InvalidConfig("servers.enhance config: expected an EnhanceConfig")
+    def setup(self) -> None:
         self.org_id = self.config.orgId
         token = self.config.apikey.get_secret_value()
         self.api = HttpApi(

@@ -25,7 +25,7 @@ lists in ``overridable_settings``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -34,14 +34,13 @@ from pydantic import SecretStr
 
 from extensions.base import (
     SERVER_OPERATIONS,
-    ExtensionConfig,
     JobContext,
     OperationResult,
     ServerExtension,
     Service,
     ServiceUser,
 )
-from extensions.errors import Conflict, InvalidConfig, InvalidPayload, NotFound
+from extensions.errors import Conflict, InvalidPayload, NotFound
 from extensions.http import ApiRequest, HttpApi
 from extensions.servers.plesk import mapping as m
 from extensions.servers.plesk.config import PleskConfig, PleskProduct
@@ -51,7 +50,7 @@ REFUSED = frozenset({400, 409, 422})  # validation answers a create reconciles b
 FTP_TRIES = 3
 
 
-class Plesk(ServerExtension):
+class Plesk(ServerExtension[PleskConfig]):
     slug = "plesk"
     display_name = "Plesk"
     description = "Web hosting subscriptions on a Plesk panel through its REST API"
@@ -60,12 +59,7 @@ class Plesk(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS) - {"login_url"}
     resource_properties = ("domain_id",)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, PleskConfig):
-            raise InvalidConfig("servers.plesk config: expected a PleskConfig")
+    def setup(self) -> None:
         key = self.config.api_key
         headers = {"Accept": "application/json"} | ({"X-API-Key": key.get_secret_value()} if key else {})
         auth = None if key else (self.config.username, self.config.password.get_secret_value())

@@ -20,21 +20,19 @@ is generated and returned sealed). Product settings are overridden only for keys
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from extensions.base import (
     SERVER_OPERATIONS,
-    ExtensionConfig,
     JobContext,
     OperationResult,
     ServerExtension,
     Service,
 )
-from extensions.errors import InvalidConfig, NotFound, Pending, ProviderRejected, ProviderUnavailable
+from extensions.errors import NotFound, Pending, ProviderRejected, ProviderUnavailable
 from extensions.http import ApiRequest, HttpApi
 from extensions.servers.proxmox import mapping as m
 from extensions.servers.proxmox.config import ProxmoxConfig, ProxmoxProduct
@@ -43,7 +41,7 @@ POLL_DELAY = 3.0
 ID_TRIES = 3
 
 
-class Proxmox(ServerExtension):
+class Proxmox(ServerExtension[ProxmoxConfig]):
     slug = "proxmox"
     display_name = "Proxmox VE"
     description = "QEMU virtual machines and LXC containers on a Proxmox VE node through its API"
@@ -52,19 +50,14 @@ class Proxmox(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS) - {"login_url"}
     resource_properties = ("vmid", "ip")
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, ProxmoxConfig):
-            raise InvalidConfig("servers.proxmox config: expected a ProxmoxConfig")
+    def setup(self) -> None:
         token = f"{self.config.username}={self.config.password.get_secret_value()}"
         self.api = HttpApi(
             self.config.base_url,
             provider="proxmox",
             headers={"Authorization": f"PVEAPIToken={token}", "Accept": "application/json"},
             redactor=self.redactor,
-            transport=transport,
+            transport=self.transport,
             ca_file=self.config.ca_file,  # a pinned CA for PVE's self-signed certificate
             error_message=m.error_message,
         )

@@ -18,17 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from extensions.base import (
     SERVER_OPERATIONS,
-    ExtensionConfig,
     JobContext,
     OperationResult,
     ServerExtension,
     Service,
 )
-from extensions.errors import InvalidConfig, NotFound, ProviderRejected
+from extensions.errors import NotFound, ProviderRejected
 from extensions.http import HttpApi
 from extensions.servers.pterodactyl import mapping as m
 from extensions.servers.pterodactyl.config import PterodactylConfig, PterodactylProduct
@@ -38,7 +35,7 @@ MAX_PAGES = 200
 USERNAME_TRIES = 3
 
 
-class Pterodactyl(ServerExtension):
+class Pterodactyl(ServerExtension[PterodactylConfig]):
     slug = "pterodactyl"
     display_name = "Pterodactyl"
     description = "Game servers on a Pterodactyl panel through its Application API"
@@ -47,12 +44,7 @@ class Pterodactyl(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = ("pterodactyl_server_id",)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, PterodactylConfig):
-            raise InvalidConfig("servers.pterodactyl config: expected a PterodactylConfig")
+    def setup(self) -> None:
         self.host = self.config.host
         self.api = HttpApi(
             self.host,

@@ -21,14 +21,13 @@ of a user created here; between runs both wait in sealed checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
-from extensions.base import SERVER_OPERATIONS, ExtensionConfig, JobContext, OperationResult, ServerExtension, Service
-from extensions.errors import InvalidConfig, NotFound, Pending, ProviderRejected, ProviderUnavailable
+from extensions.base import SERVER_OPERATIONS, JobContext, OperationResult, ServerExtension, Service
+from extensions.errors import NotFound, Pending, ProviderRejected, ProviderUnavailable
 from extensions.http import ApiRequest, ApiResponse, HttpApi
 from extensions.servers.virtfusion import mapping as m
 from extensions.servers.virtfusion.config import VirtFusionConfig, VirtFusionProduct
@@ -38,7 +37,7 @@ BUILD_DELAY = 20.0
 SEALED = ("root_password", "panel_password")
 
 
-class VirtFusion(ServerExtension):
+class VirtFusion(ServerExtension[VirtFusionConfig]):
     slug = "virtfusion"
     display_name = "VirtFusion"
     description = "Virtual servers on a VirtFusion control panel"
@@ -47,12 +46,7 @@ class VirtFusion(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = ("server_id",)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, VirtFusionConfig):
-            raise InvalidConfig("servers.virtfusion config: expected a VirtFusionConfig")
+    def setup(self) -> None:
         self.host = self.config.host
         key = self.config.apikey.get_secret_value()
         self.api = HttpApi(

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from extensions.base import SERVER_OPERATIONS, ExtensionConfig, JobContext, OperationResult, ServerExtension, Service
+from extensions.base import SERVER_OPERATIONS, JobContext, OperationResult, ServerExtension, Service
 from extensions.errors import Conflict, InvalidConfig, NotFound, Pending, ProviderRejected, ProviderUnavailable
 from extensions.http import ApiRequest, HttpApi
 from extensions.servers.virtualizor import mapping as m
@@ -62,7 +62,7 @@ class _QueryCredentials(httpx.BaseTransport):
         self.inner.close()
 
 
-class Virtualizor(ServerExtension):
+class Virtualizor(ServerExtension[VirtualizorConfig]):
     slug = "virtualizor"
     display_name = "Virtualizor"
     description = "VPSes on a Virtualizor master through its Admin API"
@@ -71,12 +71,7 @@ class Virtualizor(ServerExtension):
     operations = frozenset(SERVER_OPERATIONS)
     resource_properties = (SERVER_ID,)
 
-    def __init__(
-        self, config: ExtensionConfig | Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(config, transport=transport)
-        if not isinstance(self.config, VirtualizorConfig):
-            raise InvalidConfig("servers.virtualizor config: expected a VirtualizorConfig")
+    def setup(self) -> None:
         self.cfg = self.config
         self.api = self._client(self.config.port)
         self.panel = self._client(self.config.client_port)  # end-user panel, for SSO
