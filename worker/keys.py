@@ -47,3 +47,11 @@ def transaction(source: str, connection: str, transaction_id: str) -> str:
 
 def state(source: str, connection: str, name: str) -> str:
     return f"paymenter:state:{source}:{connection}:{name}"
+
+
+def bucket(connection: str) -> str:
+    return f"paymenter:bucket:{connection}"
+
+
+def slots(connection: str) -> str:
+    return f"paymenter:slots:{connection}"

@@ -23,10 +23,19 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Opt-in per-connection limits (profile keys ``rate_limit`` per second, ``max_concurrency``)."""
+
+    rate_limit: float | None = None
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     extension: type[Extension]
     config: ExtensionConfig
+    limits: Limits = Limits()
 
     @property
     def key(self) -> str:
@@ -59,8 +68,19 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
         cls = extension_class(category, slug)
     except ExtensionError as exc:
         raise InvalidConfig(f"{where}: {exc.message}") from None
+    limits = _limits(raw.pop("rate_limit", None), raw.pop("max_concurrency", None), where)
     values = {k: _expand(v, f"{where} field {k}") for k, v in raw.items()}
-    return Profile(name, cls, cls.parse_config(values, where))
+    return Profile(name, cls, cls.parse_config(values, where), limits)
+
+
+def _limits(rate: Any, concurrency: Any, where: str) -> Limits:
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
+        raise InvalidConfig(f"{where}: rate_limit must be a positive number of calls per second")
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise InvalidConfig(f"{where}: max_concurrency must be a whole number of at least 1")
+    return Limits(float(rate) if rate is not None else None, concurrency)
 
 
 def parse_routes(table: Any, profiles: Mapping[str, Profile]) -> dict[str, list[str]]:

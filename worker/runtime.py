@@ -12,6 +12,9 @@ import json
 import logging
 import random
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,7 @@ from worker.deadletters import DeadLetters
 from worker.errors import JobFailed, Replay, Reschedule
 from worker.events import EventStream, build_event
 from worker.ledger import Ledger
+from worker.logs import set_idempotency_key
 from worker.operations import JobPayload, OperationSpec, RequestPayload
 from worker.profiles import Profiles
 from worker.sealing import Sealer
@@ -45,6 +49,35 @@ log = logging.getLogger("paymenter.job")
 
 # How far a payment status has moved; a transaction never moves back.
 PAYMENT_RANK = {"payment.processing": 1, "payment.failed": 1, "payment.succeeded": 2, "payment.refunded": 3}
+
+# Token bucket per connection. KEYS: bucket. ARGV: rate per second. Returns 0 (go) or ms to wait.
+_TOKEN = """
+local rate = tonumber(ARGV[1])
+local capacity = math.max(1, rate)
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local tokens = tonumber(redis.call('HGET', KEYS[1], 't') or capacity)
+local stamp = tonumber(redis.call('HGET', KEYS[1], 'ts') or now)
+tokens = math.min(capacity, tokens + (now - stamp) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity * 1000 / rate) + 1000)
+return wait
+"""
+
+# Concurrency slots per connection. KEYS: slots. ARGV: cap, owner, expiry ms. Returns 0 (go) or ms to wait.
+_SLOT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+  return 0
+end
+return 500
+"""
 
 # KEYS: transaction. ARGV: rank, status, ttl. Returns new | stale | duplicate.
 _TRANSITION = """
@@ -95,6 +128,8 @@ class Runtime:
         self._instances: dict[str, Extension] = {}
         self._lock = threading.Lock()
         self._transition = client.register_script(_TRANSITION)
+        self._token = client.register_script(_TOKEN)
+        self._slot = client.register_script(_SLOT)
         self.unsealed_checkpoints: dict[tuple[str, str], str] = {}
 
     def bind(self, connection: str, extension: Extension) -> None:
@@ -177,6 +212,7 @@ class Runtime:
 
     def claim(self, job: Job, key: str, fingerprint: str, *, derived: bool) -> None:
         """Claim ``key`` for this job; raise Replay, Reschedule or the key-reuse error when it cannot run."""
+        set_idempotency_key(job.key or key)  # log lines carry the key the job settles on
         claim = self.ledger.claim(key, fingerprint)
         if claim.outcome == "replay":
             assert claim.result is not None
@@ -197,7 +233,8 @@ class Runtime:
                 self.claim(job, job.key, _fingerprint(job.kwargs), derived=job.key_derived)
             context = RuntimeContext(self, job, job.key or f"task:{job.delivery.task_id}")
             job.attempts = self._attempts(job.delivery.task_id)
-            result = self._call(job, payload, extension, context)
+            with self._admitted(job, payload):
+                result = self._call(job, payload, extension, context)
         except Replay as replay:
             for key, owner in job.claims:  # an outer key that led to a replayed inner one succeeds alike
                 self.ledger.succeed(key, owner, replay.result)
@@ -221,6 +258,28 @@ class Runtime:
             self.ledger.succeed(key, owner, envelope)
         self._after_success(job, payload, envelope)
         return envelope
+
+    @contextmanager
+    def _admitted(self, job: Job, payload: Any) -> Iterator[None]:
+        """Hold the job back while its connection's opt-in rate limit or concurrency cap says so."""
+        profile = self.profiles.get_any(job.connection) if payload.config is None else None
+        limits = profile.limits if profile is not None else None
+        if limits is not None and limits.rate_limit:
+            wait = int(self._token(keys=[keys.bucket(job.connection)], args=[limits.rate_limit]))
+            if wait:
+                raise Reschedule(wait / 1000, f"connection {job.connection} is at its rate limit", "busy")
+        slot = None
+        if limits is not None and limits.max_concurrency:
+            slot = uuid.uuid4().hex
+            expiry = self.settings.visibility_timeout * 1000
+            wait = int(self._slot(keys=[keys.slots(job.connection)], args=[limits.max_concurrency, slot, expiry]))
+            if wait:
+                raise Reschedule(wait / 1000, f"connection {job.connection} is at its concurrency cap", "busy")
+        try:
+            yield
+        finally:
+            if slot is not None:
+                self.redis.zrem(keys.slots(job.connection), slot)
 
     def _call(self, job: Job, payload: Any, extension: Extension, context: RuntimeContext) -> OperationResult:
         method = extension.operation(job.spec.operation)

@@ -227,3 +227,60 @@ def test_config_fields_are_listed_the_paymenter_way() -> None:
     }
     assert Echo({"host": "h", "api_key": "k", "verbose": "0"}).config.verbose is False  # type: ignore[attr-defined]
     assert Echo({"host": "h", "api_key": "k", "verbose": "1"}).config.verbose is True  # type: ignore[attr-defined]
+
+
+def _limited_runtime(redis_client: Any, **limits: Any) -> Runtime:
+    from worker.profiles import Limits, Profile
+
+    profile = Profile("echo", Echo, Echo.Config.model_validate({"host": "h", "api_key": API_KEY}), Limits(**limits))
+    runtime = Runtime(make_settings(), Profiles({"echo": profile}), redis_client)
+    runtime.bind("echo", Echo(profile.config))
+    return runtime
+
+
+def test_a_connection_rate_limit_holds_jobs_back_without_calling_the_provider(redis_client: Any) -> None:
+    runtime = _limited_runtime(redis_client, rate_limit=2)
+    kwargs = {"connection": "echo", "service": SERVICE}
+    assert run(runtime, TERMINATE, kwargs, "t0")["status"] == "succeeded"
+    assert run(runtime, TERMINATE, kwargs, "t1")["status"] == "succeeded"
+    with pytest.raises(Reschedule) as held:  # a bucket of 2 per second is empty after two calls
+        run(runtime, TERMINATE, kwargs, "t2")
+    assert held.value.kind == "busy"
+    assert 0 < held.value.countdown <= 1
+
+
+def test_a_connection_concurrency_cap_admits_one_job_at_a_time(redis_client: Any) -> None:
+    runtime = _limited_runtime(redis_client, max_concurrency=1)
+    kwargs = {"connection": "echo", "service": SERVICE}
+    seen: list[str] = []
+
+    def create_while_another_runs(self: Echo, service: Any, job: Any) -> OperationResult:
+        with pytest.raises(Reschedule) as held:
+            run(runtime, TERMINATE, kwargs, "inner")
+        seen.append(held.value.kind)
+        return OperationResult(data={})
+
+    Echo.create = create_while_another_runs  # type: ignore[method-assign, assignment]
+    try:
+        run(runtime, CREATE, kwargs, "outer")
+    finally:
+        del Echo.create
+    assert seen == ["busy"]
+    assert run(runtime, TERMINATE, kwargs, "after")["status"] == "succeeded"  # the slot was released
+
+
+def test_limits_in_a_profile_are_validated(tmp_path: Any) -> None:
+    from extensions.errors import InvalidConfig
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[connections.p]\nextension = "servers.pterodactyl"\nhost = "https://x"\napi_key = "k"\nrate_limit = 0\n'
+    )
+    with pytest.raises(InvalidConfig, match="rate_limit"):
+        Profiles.load(path)
+    path.write_text(
+        '[connections.p]\nextension = "servers.pterodactyl"\nhost = "https://x"\napi_key = "k"\n'
+        "rate_limit = 5\nmax_concurrency = 2\n"
+    )
+    limits = Profiles.load(path).get_any("p").limits  # type: ignore[union-attr]
+    assert (limits.rate_limit, limits.max_concurrency) == (5.0, 2)
