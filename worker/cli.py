@@ -1,4 +1,4 @@
-"""``paymenter-worker``: run the worker, Flower, a dev stack, enqueue jobs, inspect and replay."""
+"""``paymenter-worker``: run the worker, the HTTP API, Flower, a dev stack, enqueue jobs, inspect and replay."""
 
 from __future__ import annotations
 
@@ -67,10 +67,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from worker.celery_app import app
     from worker.fanout import FanOut
+    from worker.logs import configure_logging
+    from worker.metrics import serve_worker_metrics
     from worker.tasks import DelayedPump
 
     pump = DelayedPump(app, runtime.redis)
     fanout = FanOut(app, runtime.redis, runtime.profiles, consumer=args.hostname or socket.gethostname())
+
+    def setup_logging(loglevel: Any = None, **_: Any) -> None:  # replaces Celery's own logging set-up
+        configure_logging(settings.log_format, loglevel or args.loglevel)
+
+    setup_logging()  # already now, for what happens before Celery sets up (its start-up warnings)
+    signals.setup_logging.connect(setup_logging, weak=False)
+    if settings.metrics_port:
+        serve_worker_metrics(settings.metrics_port, settings.metrics_host)
 
     def on_ready(**_: Any) -> None:
         pump.start()
@@ -78,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signals.worker_ready.connect(on_ready, weak=False)
     argv = [
+        *(["--quiet"] if settings.log_format == "json" else []),  # no banner among the JSON lines
         "worker",
         "--pool=threads",
         f"--concurrency={args.concurrency or settings.concurrency}",
@@ -124,17 +135,44 @@ def cmd_flower(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - exec does not return
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    if not os.environ.get("PAYMENTER_API_TOKEN") and not args.insecure_local:
+        return _fail(
+            "refusing to start the API without PAYMENTER_API_TOKEN "
+            "(--insecure-local serves it without authentication on 127.0.0.1 only)"
+        )
+    host = "127.0.0.1" if args.insecure_local else args.host
+    _start_broker()
+    settings = _settings_or_exit()
+    import uvicorn
+
+    from worker.api import create_app
+    from worker.logs import configure_logging
+
+    configure_logging(settings.log_format, args.loglevel)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = create_app(settings, token=token or None)
+    # Access lines come from the app (route templates, no query strings): uvicorn's own would log URLs.
+    uvicorn.run(app, host=host, port=args.port, log_config=None, access_log=False, server_header=False)
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     embedded = _start_broker()
     _check_runtime()
     env = dict(os.environ)
     env.setdefault("PAYMENTER_FLOWER_BASIC_AUTH", "admin:admin")
     me = [sys.executable, "-m", "worker.cli"]
+    api = [*me, "api", "--port", str(args.api_port)]
+    if not env.get("PAYMENTER_API_TOKEN"):
+        api.append("--insecure-local")
     children = [subprocess.Popen([*me, "run", "--keep-broker"], env=env)]
+    children.append(subprocess.Popen(api, env=env))
     children.append(subprocess.Popen([*me, "flower", "--port", str(args.flower_port)], env=env))
     print(
-        f"paymenter-worker dev: worker + Flower on http://127.0.0.1:{args.flower_port} "
-        f"(user {env['PAYMENTER_FLOWER_BASIC_AUTH'].split(':')[0]})",
+        f"paymenter-worker dev: worker + API on http://127.0.0.1:{args.api_port} "
+        f"({'bearer token' if env.get('PAYMENTER_API_TOKEN') else 'no auth, loopback only'}) "
+        f"+ Flower on http://127.0.0.1:{args.flower_port} (user {env['PAYMENTER_FLOWER_BASIC_AUTH'].split(':')[0]})",
         file=sys.stderr,
     )
     try:
@@ -229,22 +267,19 @@ def cmd_extensions(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from worker.deadletters import ReplayError, replay
+
     runtime = _check_runtime()
     if args.action == "list":
-        for record in runtime.dead_letters.list(args.limit):
-            record.pop("sealed_kwargs", None)
+        for record in runtime.dead_letters.public(args.limit):
             print(json.dumps(record))
         return 0
     if not args.id:
         return _fail("dead-letters replay needs a dead letter id")
-    record = runtime.dead_letters.get(args.id)
-    if record is None:
-        return _fail(f"no dead letter {args.id}")
-    if not record.get("task"):
-        return _fail(f"dead letter {args.id} has no task name (a malformed message); nothing to replay")
-    kwargs = runtime.dead_letters.replay_kwargs(record)
-    job = _client().enqueue(record["task"], kwargs)
-    runtime.dead_letters.remove(args.id)
+    try:
+        job = replay(runtime.dead_letters, _client(), args.id)
+    except ReplayError as exc:
+        return _fail(exc.message)
     print(json.dumps({"replayed": args.id, "id": job.id, "task": job.task}))
     return 0
 
@@ -281,8 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     flower.add_argument("--port", type=int, default=5555)
     flower.set_defaults(func=cmd_flower)
 
-    dev = sub.add_parser("dev", help="embedded Redis + worker + Flower")
+    api = sub.add_parser("api", help="serve the HTTP API (requires PAYMENTER_API_TOKEN)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--insecure-local",
+        action="store_true",
+        help="allow running without PAYMENTER_API_TOKEN: no authentication, bound to 127.0.0.1",
+    )
+    api.add_argument("--loglevel", default=os.environ.get("PAYMENTER_LOGLEVEL", "INFO"))
+    api.set_defaults(func=cmd_api)
+
+    dev = sub.add_parser("dev", help="embedded Redis + worker + API + Flower")
     dev.add_argument("--flower-port", type=int, default=5555)
+    dev.add_argument("--api-port", type=int, default=8000)
     dev.set_defaults(func=cmd_dev)
 
     enqueue = sub.add_parser("enqueue", help="enqueue a job by name")

@@ -2,6 +2,8 @@
 
 It imports neither Celery nor any extension: it writes Celery protocol-2 messages straight to the
 Redis broker (the same JSON a PHP billing system would push) and reads results from the backend keys.
+With another broker (RabbitMQ: ``amqp://``) the same message is published through kombu, and the
+results stay in Redis (``result_backend`` is then required).
 
     client = PaymenterClient("redis://127.0.0.1:6379/0", result_key=key)
     job = client.create_server("pterodactyl", connection="panel", service=service)
@@ -14,6 +16,7 @@ import base64
 import hashlib
 import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -24,6 +27,7 @@ import redis
 
 NAMESPACE = uuid.UUID("0f6c7a52-34c9-4a35-9d0c-8d6d0fd3b0a1")
 CATEGORY_QUEUES = {"servers", "gateways", "others"}
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
@@ -70,30 +74,43 @@ def queue_for(task: str) -> str:
     return category if category in CATEGORY_QUEUES else "celery"
 
 
+def is_redis_url(url: str) -> bool:
+    return url.startswith(REDIS_SCHEMES)
+
+
+def message_body(kwargs: Mapping[str, Any]) -> list[Any]:
+    """Protocol 2's body: no positional arguments, the keyword arguments, no workflow."""
+    return [[], dict(kwargs), {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+
+
+def message_headers(task: str, task_id: str, retries: int = 0) -> dict[str, Any]:
+    return {
+        "lang": "py",
+        "task": task,
+        "id": task_id,
+        "root_id": task_id,
+        "parent_id": None,
+        "group": None,
+        "retries": retries,
+        "eta": None,
+        "expires": None,
+        "timelimit": [None, None],
+        "argsrepr": "()",
+        "kwargsrepr": "{...}",
+        "origin": f"paymenter-client@{socket.gethostname()}",
+        "ignore_result": False,
+    }
+
+
 def build_message(task: str, kwargs: Mapping[str, Any], task_id: str, queue: str, retries: int = 0) -> str:
     """The Redis-transport envelope of a Celery protocol-2 message (JSON body, keyword arguments only)."""
-    body = json.dumps([[], dict(kwargs), {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    body = json.dumps(message_body(kwargs))
     return json.dumps(
         {
             "body": base64.b64encode(body.encode()).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": {
-                "lang": "py",
-                "task": task,
-                "id": task_id,
-                "root_id": task_id,
-                "parent_id": None,
-                "group": None,
-                "retries": retries,
-                "eta": None,
-                "expires": None,
-                "timelimit": [None, None],
-                "argsrepr": "()",
-                "kwargsrepr": "{...}",
-                "origin": f"paymenter-client@{socket.gethostname()}",
-                "ignore_result": False,
-            },
+            "headers": message_headers(task, task_id, retries),
             "properties": {
                 "correlation_id": task_id,
                 "reply_to": "",
@@ -107,6 +124,56 @@ def build_message(task: str, kwargs: Mapping[str, Any], task_id: str, queue: str
     )
 
 
+class KombuPublisher:
+    """Publishes protocol-2 messages through kombu (any broker kombu speaks, RabbitMQ in practice).
+
+    One connection, opened on first use and re-established by ``ensure`` when it drops; the queues are
+    declared exactly as the worker declares them (a direct exchange named after the queue).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._publish: Any = None
+
+    def publish(self, messages: Iterable[tuple[str, Mapping[str, Any], str, str]]) -> None:
+        """``messages``: (task, kwargs, task id, queue)."""
+        from kombu import Connection, Exchange, Producer, Queue  # type: ignore[attr-defined]
+
+        with self._lock:  # a kombu connection is not thread-safe; the API publishes from a thread pool
+            if self._connection is None:
+                self._connection = Connection(self.url, connect_timeout=5)  # type: ignore[no-untyped-call]
+                producer = Producer(self._connection)  # type: ignore[no-untyped-call]
+                self._publish = self._connection.ensure(producer, producer.publish, max_retries=3)
+            for task, kwargs, task_id, queue in messages:
+                exchange = Exchange(queue, type="direct")  # type: ignore[no-untyped-call]
+                self._publish(
+                    message_body(kwargs),
+                    exchange=exchange,
+                    routing_key=queue,
+                    declare=[Queue(queue, exchange, routing_key=queue)],  # type: ignore[no-untyped-call]
+                    serializer="json",
+                    headers=message_headers(task, task_id),
+                    correlation_id=task_id,
+                    reply_to="",
+                    delivery_mode=2,
+                )
+
+    def ping(self, timeout: float = 3.0) -> None:
+        """Raise unless the broker accepts a connection."""
+        from kombu import Connection  # type: ignore[attr-defined]
+
+        with Connection(self.url, connect_timeout=timeout) as connection:  # type: ignore[no-untyped-call]
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.release()
+                self._connection = None
+
+
 class PaymenterClient:
     def __init__(
         self,
@@ -114,9 +181,20 @@ class PaymenterClient:
         result_backend: str | None = None,
         *,
         result_key: str | None = None,
+        socket_timeout: float | None = None,
     ) -> None:
-        self.broker = redis.Redis.from_url(broker_url)
-        self.backend = redis.Redis.from_url(result_backend) if result_backend else self.broker
+        self.broker: redis.Redis | None = None
+        self._publisher: KombuPublisher | None = None
+        timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
+        if is_redis_url(broker_url):
+            self.broker = redis.Redis.from_url(broker_url, **timeouts)
+        elif not result_backend:
+            raise ValueError("the results are in Redis: give result_backend when the broker is not Redis")
+        else:
+            self._publisher = KombuPublisher(broker_url)
+        backend = redis.Redis.from_url(result_backend, **timeouts) if result_backend else self.broker
+        assert backend is not None
+        self.backend: redis.Redis = backend
         self._fernet = None
         if result_key:
             from cryptography.fernet import Fernet
@@ -140,19 +218,37 @@ class PaymenterClient:
         *,
         queue: str | None = None,
     ) -> list[Job]:
-        """Enqueue many jobs in one pipelined round trip."""
-        pipe = self.broker.pipeline(transaction=False)
+        """Enqueue many jobs in one round trip (a Redis pipeline; one kombu connection otherwise)."""
+        messages = []
         enqueued = []
         for task, kwargs, key in jobs:
             payload = dict(kwargs)
             if key is not None:
                 payload["idempotency_key"] = key
             job = Job(task_id_for(task, key, payload), task, key)
-            target = queue or queue_for(task)
-            pipe.lpush(target, build_message(task, payload, job.id, target))
+            messages.append((task, payload, job.id, queue or queue_for(task)))
             enqueued.append(job)
+        if self._publisher is not None:
+            self._publisher.publish(messages)
+            return enqueued
+        assert self.broker is not None
+        pipe = self.broker.pipeline(transaction=False)
+        for task, payload, task_id, target in messages:
+            pipe.lpush(target, build_message(task, payload, task_id, target))
         pipe.execute()
         return enqueued
+
+    def ping_broker(self) -> None:
+        """Raise unless the broker answers."""
+        if self._publisher is not None:
+            self._publisher.ping()
+        else:
+            assert self.broker is not None
+            self.broker.ping()
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
 
     # --- typed helpers for the server operations ---------------------------------------------------
     def _server(

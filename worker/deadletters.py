@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from extensions.redaction import Redactor
 from worker import keys
 from worker.events import utcnow_iso
+from worker.metrics import DEAD_LETTER_REPLAYS, DEAD_LETTERS
 from worker.sealing import Sealer
+
+if TYPE_CHECKING:
+    from worker.client import Job, PaymenterClient
+
+Records = list[dict[str, Any]]
 
 
 class DeadLetters:
@@ -54,6 +60,7 @@ class DeadLetters:
         pipe.zadd(keys.DEAD_LETTER_INDEX, {dead_id: time.time()})
         pipe.zremrangebyscore(keys.DEAD_LETTER_INDEX, "-inf", time.time() - self.ttl_s)
         pipe.execute()
+        DEAD_LETTERS.labels(str(error.get("code"))).inc()
         return dead_id
 
     def list(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -64,6 +71,10 @@ class DeadLetters:
             if raw is not None:
                 records.append(json.loads(raw))
         return records
+
+    def public(self, limit: int = 100) -> Records:
+        """The records as shown to operators: the sealed copy of the kwargs left out."""
+        return [{k: v for k, v in record.items() if k != "sealed_kwargs"} for record in self.list(limit)]
 
     def get(self, dead_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(keys.dead_letter(dead_id))
@@ -82,3 +93,31 @@ class DeadLetters:
         pipe.delete(keys.dead_letter(dead_id))
         pipe.zrem(keys.DEAD_LETTER_INDEX, dead_id)
         pipe.execute()
+
+
+class ReplayError(Exception):
+    """A dead letter that cannot be replayed; ``reason`` is ``not_found`` or ``not_replayable``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def replay(dead_letters: DeadLetters, client: PaymenterClient, dead_id: str) -> Job:
+    """Publish a dead letter's job again (a new task id) and remove the dead letter: CLI and HTTP alike."""
+    record = dead_letters.get(dead_id)
+    if record is None:
+        raise ReplayError("not_found", f"no dead letter {dead_id}")
+    if not record.get("task"):
+        raise ReplayError(
+            "not_replayable", f"dead letter {dead_id} has no task name (a malformed message); nothing to replay"
+        )
+    try:
+        kwargs = dead_letters.replay_kwargs(record)
+    except ValueError as exc:  # sealed under a key that has since been rotated
+        raise ReplayError("not_replayable", f"dead letter {dead_id}: {exc}") from None
+    job = client.enqueue(record["task"], kwargs)
+    dead_letters.remove(dead_id)
+    DEAD_LETTER_REPLAYS.labels(record["task"]).inc()
+    return job

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     api_token: SecretStr | None = None
     flower_basic_auth: SecretStr | None = None
+    metrics_port: int | None = Field(None, ge=1, le=65_535, description="Worker metrics; unset: not served")
+    metrics_host: str = Field("127.0.0.1", description="Interface the worker metrics listen on")
+    log_format: Literal["json", "text"] = "json"
 
     max_retries: int = Field(8, ge=0, le=100)
     retry_backoff_base: float = Field(2.0, gt=0)

@@ -11,11 +11,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import redis
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.exceptions import Ignore
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
@@ -26,6 +27,8 @@ from extensions.registry import extension_class, list_extensions
 from worker.app import QUEUES
 from worker.errors import JobFailed, Reschedule
 from worker.keys import DELAYED_SET
+from worker.logs import bind_job, clear_job
+from worker.metrics import record_outcome
 from worker.operations import META_TASKS, MetaPayload, OperationSpec, operation_specs
 from worker.runtime import Delivery, Runtime, load_runtime
 from worker.settings import get_settings
@@ -97,11 +100,26 @@ def reschedule(task: Task, r: Reschedule) -> Exception:
     return ignore
 
 
+def observed(task: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one execution and count how it ended (metrics)."""
+    started = time.monotonic()
+    try:
+        envelope = run()
+    except Reschedule as r:
+        record_outcome(task, r.kind, time.monotonic() - started)
+        raise
+    except JobFailed as failed:
+        record_outcome(task, "failed", time.monotonic() - started, str(failed.error.get("code")))
+        raise
+    record_outcome(task, "replayed" if envelope.get("replayed") else "succeeded", time.monotonic() - started)
+    return envelope
+
+
 def _make_task(app: Celery, spec: OperationSpec) -> None:
     def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         delivery = Delivery(task_id=self.request.id, retries=self.request.retries or 0)
         try:
-            return runtime().execute(spec, args, kwargs, delivery)
+            return observed(spec.name, lambda: runtime().execute(spec, args, kwargs, delivery))
         except Reschedule as r:
             raise reschedule(self, r) from None
 
@@ -125,7 +143,7 @@ def _meta(kind: str, payload: MetaPayload) -> dict[str, Any]:
 
 
 def _make_meta_task(app: Celery, name: str) -> None:
-    def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def execute(self: Task, args: Any, kwargs: Any) -> dict[str, Any]:
         try:
             if args:
                 raise InvalidPayload("positional arguments are not accepted; send keyword arguments only")
@@ -147,7 +165,23 @@ def _make_meta_task(app: Celery, name: str) -> None:
             "attempts": 1,
         }
 
+    def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return observed(name, lambda: execute(self, args, kwargs))
+
     app.task(name=name, base=ExtensionTask, bind=True)(run)
+
+
+def _bind_log_context(task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any) -> None:
+    bind_job(task_id, getattr(task, "name", None), kwargs)
+
+
+def _clear_log_context(**_: Any) -> None:
+    clear_job()
+
+
+# The running job's identity on every log line, Celery's own "succeeded" line included.
+signals.task_prerun.connect(_bind_log_context, weak=False)
+signals.task_postrun.connect(_clear_log_context, weak=False)
 
 
 def register_tasks(app: Celery) -> None:
@@ -206,4 +240,5 @@ class DelayedPump:
 
 def on_unknown_task(name: str, task_id: str, kwargs: Any) -> JobFailed:
     error = UnsupportedOperation(f"unknown task name '{name}'").to_dict()
+    record_outcome("unknown", "failed", 0.0, error["code"])
     return runtime().fail_raw(task=name, task_id=task_id, kwargs=kwargs, error=error, attempts=1)

@@ -16,17 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from cryptography.fernet import Fernet
 
 from tests.fakes.pterodactyl import FakePterodactyl
-from worker.embedded import EmbeddedRedis
+from worker.embedded import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT_KEY = Fernet.generate_key().decode()
 PANEL_KEY = "ptla_integrationsecret0987654321"
 VISIBILITY_TIMEOUT = 6
+API_TOKEN = "api-token-integration-5b7c1e9d"
 
 pytestmark = pytest.mark.integration
 
@@ -65,12 +67,13 @@ def r(redis_url: str) -> redis.Redis:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, name: str, queues: str | None = None) -> None:
         self.log_path = log_path
         self.name = name
         self._log = open(log_path, "ab")
+        args = [sys.executable, "-m", "worker.cli", "run", "--concurrency=8", f"--hostname={name}@%h"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "run", "--concurrency=8", f"--hostname={name}@%h"],
+            [*args, f"--queues={queues}"] if queues else args,
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -103,6 +106,15 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The worker's JSON log lines (``PAYMENTER_LOG_FORMAT=json``, the default of ``run``)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def ran(self, task_id: str) -> bool:
+        """Whether this worker finished ``task_id`` (Celery's own success line, carrying the job's id)."""
+        return any(line.get("task_id") == task_id and " succeeded in " in line["message"] for line in self.log_lines())
 
 
 @pytest.fixture
@@ -137,14 +149,74 @@ def worker_env(redis_url: str, fake_panel: FakePterodactyl, tmp_path: Path) -> d
 def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
-    def start(name: str = "w1", **extra_env: str) -> WorkerProcess:
-        worker = WorkerProcess({**worker_env, **extra_env}, tmp_path / f"{name}.log", f"{name}-{len(started)}")
+    def start(name: str = "w1", queues: str | None = None, **extra_env: str) -> WorkerProcess:
+        env = {**worker_env, **extra_env}
+        worker = WorkerProcess(env, tmp_path / f"{name}.log", f"{name}-{len(started)}", queues)
         started.append(worker)
         return worker.wait_ready()
 
     yield start
     for worker in started:
         worker.stop()
+
+
+class ApiProcess:
+    """``paymenter-worker api`` served by uvicorn in a subprocess."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "api", "--port", str(self.port), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> ApiProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError(f"API exited early:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+        raise AssertionError(f"API not up in {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+def api_env(worker_env: dict[str, str]) -> dict[str, str]:
+    return {**worker_env, "PAYMENTER_API_TOKEN": API_TOKEN}
+
+
+@pytest.fixture
+def start_api(api_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    started: list[ApiProcess] = []
+
+    def start(*args: str, **extra_env: str) -> ApiProcess:
+        api = ApiProcess({**api_env, **extra_env}, tmp_path / f"api-{len(started)}.log", *args)
+        started.append(api)
+        return api.wait_ready()
+
+    yield start
+    for api in started:
+        api.stop()
 
 
 def service_payload(service_id: int, **properties: Any) -> dict[str, Any]:

@@ -64,16 +64,23 @@ def test_meta_tasks() -> None:
         _meta("extensions.metadata", MetaPayload())
 
 
-def test_compose_runs_redis_durably_with_worker_and_flower_and_no_inline_secret() -> None:
+def test_compose_runs_redis_durably_with_worker_api_and_flower_and_no_inline_secret() -> None:
     compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "worker", "flower"} <= set(services)
+    assert {"redis", "worker", "api", "flower"} <= set(services)
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
     assert services["redis"]["volumes"]
-    for name in ("worker", "flower"):
+    for name in ("worker", "api", "flower"):
         assert "healthcheck" in services[name]
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["flower"]["environment"]["PAYMENTER_FLOWER_BASIC_AUTH"].startswith("${")
     assert services["worker"]["environment"]["PAYMENTER_RESULT_KEY"].startswith("${")
+    api = services["api"]
+    assert api["command"][:2] == ["paymenter-worker", "api"]
+    assert "--insecure-local" not in api["command"]
+    assert api["environment"]["PAYMENTER_API_TOKEN"].startswith("${")
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert all(port.startswith("127.0.0.1:") for port in api["ports"] + services["flower"]["ports"])
+    assert "volumes" not in api  # the API reads no connection profile: it holds no provider secret
