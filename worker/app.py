@@ -62,6 +62,9 @@ def make_celery(settings: Settings) -> Celery:
             "gateways.*": {"queue": "gateways"},
             "others.*": {"queue": "others"},
         },
+        # On a lost broker connection, running late-ack jobs are cancelled and redelivered (they are
+        # idempotent); the future default, set now so the behaviour is chosen, not inherited.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_soft_shutdown_timeout=30,
         worker_enable_soft_shutdown_on_idle=True,
     )

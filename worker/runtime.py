@@ -47,6 +47,9 @@ from worker.settings import Settings
 
 log = logging.getLogger("paymenter.job")
 
+# The worker's own Redis is unreachable: not a verdict on the job, which must run again once it is back.
+INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
 # How far a payment status has moved; a transaction never moves back.
 PAYMENT_RANK = {"payment.processing": 1, "payment.failed": 1, "payment.succeeded": 2, "payment.refunded": 3}
 
@@ -154,6 +157,8 @@ class Runtime:
             return self._run(job, payload, extension)
         except (Reschedule, JobFailed):
             raise
+        except INFRASTRUCTURE_ERRORS:
+            raise  # Redis itself is away: the task layer hands the message back instead of failing it
         except ExtensionError as exc:
             raise self.fail(job, exc) from None
         except Exception as exc:  # a defect in an integration must still end as a clear, safe failure

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from celery import Celery, Task, signals
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
@@ -30,7 +30,7 @@ from worker.keys import DELAYED_SET
 from worker.logs import bind_job, clear_job
 from worker.metrics import record_outcome
 from worker.operations import META_TASKS, MetaPayload, OperationSpec, operation_specs
-from worker.runtime import Delivery, Runtime, load_runtime
+from worker.runtime import INFRASTRUCTURE_ERRORS, Delivery, Runtime, load_runtime
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,11 @@ def _make_task(app: Celery, spec: OperationSpec) -> None:
             return observed(spec.name, lambda: runtime().execute(spec, args, kwargs, delivery))
         except Reschedule as r:
             raise reschedule(self, r) from None
+        except INFRASTRUCTURE_ERRORS as exc:
+            # Redis is away: hand the message back (or leave it unacknowledged for the visibility sweep)
+            # rather than record a failure the job did not earn.
+            log.warning("%s: Redis unavailable (%s); the job goes back to the queue", spec.name, type(exc).__name__)
+            raise Reject(str(type(exc).__name__), requeue=True) from None
 
     app.task(name=spec.name, base=ExtensionTask, bind=True, queue=spec.queue)(run)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from extensions.errors import InvalidPayload
 
@@ -41,6 +42,14 @@ class Channel(kombu_redis.Channel):
             dead_letter_raw(str(raw), f"malformed queue item: {type(exc).__name__}")
             return True
         return result
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        # After a lost connection kombu may close a channel whose connection it already released
+        # (``client`` is None) and fail with AttributeError, which stops the worker; a connection error
+        # here is what the consumer expects and recovers from.
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection was released")
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
 
 
 class Transport(kombu_redis.Transport):
