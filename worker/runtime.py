@@ -99,6 +99,9 @@ class Delivery:
 
     task_id: str
     retries: int = 0
+    # The broker's tag of this very message: kept when a lost worker's message is restored, new for every
+    # publish (a duplicate enqueue under the same task id is another message, not a redelivery).
+    delivery_tag: str | None = None
 
 
 class Job:
@@ -167,7 +170,7 @@ class Runtime:
 
     # --- steps ---------------------------------------------------------------------------------
     def _count_delivery(self, job: Job) -> None:
-        counter = keys.deliveries(job.delivery.task_id, job.delivery.retries)
+        counter = keys.deliveries(job.delivery.delivery_tag or job.delivery.task_id, job.delivery.retries)
         pipe = self.redis.pipeline()
         pipe.incr(counter)
         pipe.expire(counter, self.settings.result_ttl)

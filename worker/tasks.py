@@ -117,7 +117,8 @@ def observed(task: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def _make_task(app: Celery, spec: OperationSpec) -> None:
     def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        delivery = Delivery(task_id=self.request.id, retries=self.request.retries or 0)
+        tag = (getattr(self.request, "properties", None) or {}).get("delivery_tag")
+        delivery = Delivery(self.request.id, self.request.retries or 0, str(tag) if tag else None)
         try:
             return observed(spec.name, lambda: runtime().execute(spec, args, kwargs, delivery))
         except Reschedule as r:

@@ -70,9 +70,15 @@ class VirtFusion(ServerExtension[VirtFusionConfig]):
         listed = self._servers(user_id)
         name = m.marker(service.id)
         server = m.find_server(listed, name, service.properties.get("server_id"))
+        created = job.checkpoint("created_server")
+        if server is None and created:  # resume the server this job made, never a sibling's
+            server = next((s for s in listed if str(s["id"]) == created), None)
         known = job.checkpoint("known_servers")
-        if server is None and known is not None:
-            server = m.adoptable(listed, {int(i) for i in known.split(",") if i})
+        if server is None and known is not None and not created:
+            fresh = m.unmarked_since(listed, {int(i) for i in known.split(",") if i})
+            if len(fresh) > 1:  # another create of this customer is in flight: wait until it names its own
+                raise Pending("virtfusion: several new unnamed servers of this customer; waiting", 3.0)
+            server = fresh[0] if fresh else None
         if server is None:
             job.save_checkpoint("known_servers", ",".join(str(s["id"]) for s in listed))
             server = m.data(self._send(m.create_server(settings, user_id)).body, "server")

@@ -112,10 +112,9 @@ def find_server(candidates: list[dict[str, Any]], name: str, recorded: Any) -> d
     return next(iter(by_id + [s for s in candidates if s.get("name") == name]), None)
 
 
-def adoptable(candidates: list[dict[str, Any]], known: set[int]) -> dict[str, Any] | None:
-    """A server that appeared since the create attempt and carries no service's marker yet."""
-    fresh = [s for s in candidates if s["id"] not in known and not MARKER.match(str(s.get("name") or ""))]
-    return min(fresh, key=lambda s: s["id"], default=None)
+def unmarked_since(candidates: list[dict[str, Any]], known: set[int]) -> list[dict[str, Any]]:
+    """Servers that appeared since the create attempt and carry no service's marker yet."""
+    return [s for s in candidates if s["id"] not in known and not MARKER.match(str(s.get("name") or ""))]
 
 
 def root_password(body: Any) -> str | None:
