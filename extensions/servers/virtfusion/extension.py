@@ -76,9 +76,14 @@ class VirtFusion(ServerExtension[VirtFusionConfig]):
         known = job.checkpoint("known_servers")
         if server is None and known is not None and not created:
             fresh = m.unmarked_since(listed, {int(i) for i in known.split(",") if i})
-            if len(fresh) > 1:  # another create of this customer is in flight: wait until it names its own
-                raise Pending("virtfusion: several new unnamed servers of this customer; waiting", 3.0)
-            server = fresh[0] if fresh else None
+            server = min(fresh, key=lambda s: int(s["id"]), default=None)
+            if server is not None and len(fresh) > 1:
+                # Several creates of this customer lost their answers; their servers are alike. Naming one
+                # is the claim: whoever's name stuck owns it, the other looks again and takes the next.
+                self._send(m.rename(server["id"], name))
+                if (m.find_server(self._servers(user_id), name, None) or {}).get("id") != server["id"]:
+                    raise Pending("virtfusion: a sibling create named that server first; looking again", 1.0)
+                server = {**server, "name": name}
         if server is None:
             job.save_checkpoint("known_servers", ",".join(str(s["id"]) for s in listed))
             server = m.data(self._send(m.create_server(settings, user_id)).body, "server")
