@@ -155,6 +155,9 @@ class Runtime:
             self._count_delivery(job)
             if args:
                 raise InvalidPayload("positional arguments are not accepted; send keyword arguments only")
+            size = len(json.dumps(kwargs, default=str))
+            if size > self.settings.max_payload_bytes:
+                raise InvalidPayload(f"payload of {size} bytes is over the {self.settings.max_payload_bytes} allowed")
             payload = self._parse(job)
             extension = self._extension(job, payload)
             return self._run(job, payload, extension)

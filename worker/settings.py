@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(600.0, gt=0)
     max_deliveries: int = Field(5, ge=1, le=100, description="Deliveries of one attempt before dead-lettering")
     max_polls: int = Field(720, ge=1, description="Re-schedules while a provider job is pending")
+    max_payload_bytes: int = Field(2_000_000, ge=1_000, description="Largest job payload, as JSON")
     result_ttl: int = Field(7 * 86_400, ge=60, description="Seconds results and ledger entries are kept")
     dead_letter_ttl: int = Field(30 * 86_400, ge=60)
     events_maxlen: int = Field(100_000, ge=100)

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from celery import Celery, Task, signals
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore, InvalidTaskError, Reject
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
@@ -53,7 +53,20 @@ class RedactingRequest(Request):  # type: ignore[misc]
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A body that is not [args, kwargs, embed], or headers of the wrong types: Celery would let this
+            # escape and leave the message unacknowledged; as an invalid task it is dead-lettered instead.
+            raise InvalidTaskError(f"malformed task message: {type(exc).__name__}") from None
+        body_args, body_kwargs = self._request_dict.get("args"), self._request_dict.get("kwargs")
+        if not isinstance(body_args, list | tuple) or not isinstance(body_kwargs, dict):
+            raise InvalidTaskError("malformed task message: arguments must be a list and keyword arguments an object")
+        limits = self._request_dict.get("timelimit")
+        if limits is not None and not (
+            isinstance(limits, list | tuple) and all(x is None or isinstance(x, int | float) for x in limits)
+        ):
+            raise InvalidTaskError("malformed task message: timelimit must be [soft, hard] seconds")
         self._argsrepr = redacted_repr(self._request_dict.get("args"))
         self._kwargsrepr = redacted_repr(self._request_dict.get("kwargs"))
         self._request_dict["argsrepr"] = self._argsrepr
