@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from extensions.errors import ERROR_CODES
 from tests.chaos.conftest import (
     VISIBILITY_TIMEOUT,
     Fleet,
@@ -27,19 +28,7 @@ from worker.client import PaymenterClient
 
 pytestmark = pytest.mark.chaos
 
-CONTRACT_CODES = {
-    "invalid_payload",
-    "invalid_config",
-    "unknown_connection",
-    "unsupported_operation",
-    "auth_failed",
-    "provider_rejected",
-    "not_found",
-    "conflict",
-    "signature_invalid",
-    "idempotency_key_reused",
-    "provider_unavailable",
-}
+CONTRACT_CODES = set(ERROR_CODES)
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extensions.base import Extension
+from extensions.errors import ERROR_CODES
 from extensions.registry import get_extension, list_extensions
 from tests.conftest import make_settings
 from worker.errors import JobFailed, Reschedule
@@ -30,19 +31,7 @@ pytestmark = pytest.mark.chaos
 
 CONNECTION = "gw"
 EXAMPLES = 40
-CONTRACT_CODES = {
-    "invalid_payload",
-    "invalid_config",
-    "unknown_connection",
-    "unsupported_operation",
-    "auth_failed",
-    "provider_rejected",
-    "not_found",
-    "conflict",
-    "signature_invalid",
-    "idempotency_key_reused",
-    "provider_unavailable",
-}
+CONTRACT_CODES = set(ERROR_CODES)
 GATEWAYS = list_extensions()["gateways"]
 
 
