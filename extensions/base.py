@@ -8,7 +8,8 @@ supports, and one method per operation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -187,6 +188,11 @@ class JobContext(Protocol):
     - ``claim(natural_key)``: de-duplicate by a key only known mid-operation (a verified webhook's event
       id): a key that already succeeded ends the job as a replay of its stored result, one in flight
       elsewhere re-schedules this job;
+    - ``exclusive(name, ttl_s)``: a section no other job of this connection runs under the same name at
+      the same time, for provider steps no natural key makes safe (a create the provider cannot label).
+      A job that finds it taken is re-scheduled until the holder leaves it. The holder leaves it when the
+      block ends or fails for good; one that re-schedules (a retryable error, ``Pending``) or dies keeps it
+      and its own next run walks back in, and a holder that never returns loses it after ``ttl_s``;
     - ``recall``/``remember``: small durable state of this connection shared across jobs (the open
       payment of an invoice, a cached token);
     - ``connection``, ``installation_id`` (namespaces references sent to providers), ``public_url``.
@@ -206,6 +212,8 @@ class JobContext(Protocol):
     def save_secret_checkpoint(self, name: str, value: str) -> None: ...
 
     def claim(self, natural_key: str) -> None: ...
+
+    def exclusive(self, name: str, ttl_s: float) -> AbstractContextManager[None]: ...
 
     def recall(self, name: str) -> str | None: ...
 
@@ -228,6 +236,7 @@ class LocalContext:
         self.installation_id = installation_id
         self.public_url = public_url
         self.claims: list[str] = []
+        self.sections: list[str] = []
         self._checkpoints: dict[str, str] = {}
         self._state: dict[str, str] = {}
 
@@ -245,6 +254,12 @@ class LocalContext:
 
     def claim(self, natural_key: str) -> None:
         self.claims.append(natural_key)
+
+    @contextmanager
+    def exclusive(self, name: str, ttl_s: float) -> Iterator[None]:
+        # One process, one job at a time: nothing to wait for, but keep a record for tests.
+        self.sections.append(name)
+        yield
 
     def recall(self, name: str) -> str | None:
         return self._state.get(name)

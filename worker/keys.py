@@ -49,6 +49,10 @@ def state(source: str, connection: str, name: str) -> str:
     return f"paymenter:state:{source}:{connection}:{name}"
 
 
+def mutex(source: str, connection: str, name: str) -> str:
+    return f"paymenter:mutex:{source}:{connection}:{name}"
+
+
 def bucket(connection: str) -> str:
     return f"paymenter:bucket:{connection}"
 

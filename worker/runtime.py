@@ -31,6 +31,7 @@ from extensions.errors import (
     Pending,
     ProviderRejected,
     ProviderUnavailable,
+    RetryableError,
     UnknownConnection,
 )
 from extensions.redaction import Redactor, sensitive_values
@@ -40,6 +41,7 @@ from worker.errors import JobFailed, Replay, Reschedule
 from worker.events import EventStream, build_event
 from worker.ledger import Ledger
 from worker.logs import set_idempotency_key
+from worker.mutex import Mutexes
 from worker.operations import JobPayload, OperationSpec, RequestPayload
 from worker.profiles import Profiles
 from worker.sealing import Sealer
@@ -51,6 +53,8 @@ log = logging.getLogger("paymenter.job")
 INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 # How far a payment status has moved; a transaction never moves back.
+# How long a job waiting for another's ``exclusive`` section sleeps between looks.
+MUTEX_WAIT_S = 1.0
 PAYMENT_RANK = {"payment.processing": 1, "payment.failed": 1, "payment.succeeded": 2, "payment.refunded": 3}
 
 # Token bucket per connection. KEYS: bucket. ARGV: rate per second. Returns 0 (go) or ms to wait.
@@ -128,6 +132,7 @@ class Runtime:
         self.redis = client
         self.sealer = Sealer(settings.result_key.get_secret_value() if settings.result_key else None)
         self.ledger = Ledger(client, lease_ms=settings.lease_ms, ttl_s=settings.result_ttl)
+        self.mutexes = Mutexes(client)
         self.events = EventStream(client, settings.events_maxlen)
         self.dead_letters = DeadLetters(client, self.sealer, settings.dead_letter_ttl)
         self.base_redactor = Redactor(profiles.secret_values())
@@ -486,6 +491,24 @@ class RuntimeContext:
         # else changed in its delivery (a new signature timestamp).
         key = f"{self._job.spec.name}:{self.connection}:{natural_key}"
         self._runtime.claim(self._job, key, hashlib.sha256(key.encode()).hexdigest(), derived=True)
+
+    @contextmanager
+    def exclusive(self, name: str, ttl_s: float) -> Iterator[None]:
+        key = keys.mutex(self._job.source, self.connection, name)
+        mutexes = self._runtime.mutexes
+        left_ms = mutexes.acquire(key, self.idempotency_key, int(ttl_s * 1000))
+        if left_ms:
+            wait = min(left_ms / 1000, MUTEX_WAIT_S)
+            raise Reschedule(wait, f"waiting for '{name}', which another job holds", "busy")
+        keep = False
+        try:
+            yield
+        except (Pending, RetryableError, Reschedule, *INFRASTRUCTURE_ERRORS):
+            keep = True  # the job comes back to finish what it started there, so it keeps its place
+            raise
+        finally:
+            if not keep:
+                mutexes.release(key, self.idempotency_key)
 
     def recall(self, name: str) -> str | None:
         value = self._runtime.redis.get(keys.state(self._job.source, self.connection, name))
