@@ -173,7 +173,9 @@ def wait_meta(r: redis.Redis, task_id: str, timeout: float = 30) -> dict[str, An
             if meta["status"] in ("SUCCESS", "FAILURE"):
                 return meta
         if time.monotonic() >= deadline:
-            raise AssertionError(f"no final result for {task_id} in {timeout}s (last: {raw!r:.300})")
+            last = json.loads(raw) if raw else {}
+            reason = (last.get("result") or {}).get("exc_message") if isinstance(last.get("result"), dict) else None
+            raise AssertionError(f"no final result for {task_id} in {timeout}s (last: {last.get('status')} {reason})")
         time.sleep(0.05)
 
 

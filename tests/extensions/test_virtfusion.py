@@ -20,7 +20,10 @@ from extensions.errors import (
 from extensions.servers.virtfusion import VirtFusion
 from extensions.servers.virtfusion import mapping as m
 from extensions.servers.virtfusion.config import VirtFusionConfig
+from tests.conftest import spec_for
 from tests.fakes.virtfusion import FakeVirtFusion
+from worker.errors import Reschedule
+from worker.runtime import Delivery, Runtime
 
 KEY = "vf-test-token-0123456789"
 HOST = "https://cp.example.com"
@@ -166,6 +169,33 @@ def test_lost_create_answer_adopts_the_new_server_and_names_it(fake: FakeVirtFus
     assert result.data["server_id"] == mine["id"] != 1
     assert len(fake.servers) == 2
     assert fake.servers[1]["name"] == "legacy"
+
+
+def test_creates_of_one_customer_take_turns_so_a_lost_answer_is_never_confused(
+    fake: FakeVirtFusion, runtime: Runtime
+) -> None:
+    runtime.bind("vf", panel(fake))
+    spec = spec_for("servers.virtfusion.create")
+    fake.build_reads = 0
+
+    def run(service_id: int, retries: int) -> dict[str, Any]:
+        kwargs = {"connection": "vf", "service": service(service_id).model_dump(mode="json")}
+        result: dict[str, Any] = runtime.execute(spec, (), kwargs, Delivery(f"t{service_id}", retries))
+        return result
+
+    fake.drop_response_next("POST /api/v1/servers$")
+    with pytest.raises(Reschedule):
+        run(11, 0)  # its server exists, nameless, and the job does not know its id
+    with pytest.raises(Reschedule) as waiting:
+        run(12, 0)
+    assert waiting.value.kind == "busy"
+    assert fake.count("POST", "/api/v1/servers") == 1  # the second create waited instead of making one
+    first = run(11, 1)
+    second = run(12, 1)
+    assert first["data"]["adopted"] is True
+    assert second["data"]["adopted"] is False
+    assert {first["data"]["server_id"], second["data"]["server_id"]} == set(fake.servers)
+    assert len(fake.named(m.marker(11))) == len(fake.named(m.marker(12))) == 1
 
 
 def test_server_of_another_service_is_never_adopted(fake: FakeVirtFusion) -> None:

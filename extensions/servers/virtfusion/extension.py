@@ -33,6 +33,9 @@ from extensions.servers.virtfusion import mapping as m
 from extensions.servers.virtfusion.config import VirtFusionConfig, VirtFusionProduct
 
 LOCK_DELAY = 15.0
+# How long a create may keep its customer's turn: three calls at the client's 30 s timeout, with room
+# to spare, so a live turn never lapses; a worker killed inside it blocks the others no longer than this.
+CREATE_TURN_S = 180.0
 BUILD_DELAY = 20.0
 SEALED = ("root_password", "panel_password")
 
@@ -67,30 +70,15 @@ class VirtFusion(ServerExtension[VirtFusionConfig]):
     def create(self, service: Service, job: JobContext) -> OperationResult:
         settings = self._settings(service)
         user_id = self._ensure_user(service, job)
-        listed = self._servers(user_id)
         name = m.marker(service.id)
-        server = m.find_server(listed, name, service.properties.get("server_id"))
-        created = job.checkpoint("created_server")
-        if server is None and created:  # resume the server this job made, never a sibling's
-            server = next((s for s in listed if str(s["id"]) == created), None)
-        known = job.checkpoint("known_servers")
-        if server is None and known is not None and not created:
-            fresh = m.unmarked_since(listed, {int(i) for i in known.split(",") if i})
-            server = min(fresh, key=lambda s: int(s["id"]), default=None)
-            if server is not None and len(fresh) > 1:
-                # Several creates of this customer lost their answers; their servers are alike. Naming one
-                # is the claim: whoever's name stuck owns it, the other looks again and takes the next.
-                self._send(m.rename(server["id"], name))
-                if (m.find_server(self._servers(user_id), name, None) or {}).get("id") != server["id"]:
-                    raise Pending("virtfusion: a sibling create named that server first; looking again", 1.0)
-                server = {**server, "name": name}
+        server = m.find_server(self._servers(user_id), name, service.properties.get("server_id"))
         if server is None:
-            job.save_checkpoint("known_servers", ",".join(str(s["id"]) for s in listed))
-            server = m.data(self._send(m.create_server(settings, user_id)).body, "server")
-            job.save_checkpoint("created_server", str(server["id"]))
+            # Creates of one customer take turns from listing their servers to naming the new one, so a
+            # server nobody has named yet can only be the one the last turn made.
+            with job.exclusive(f"create:{user_id}", CREATE_TURN_S):
+                server = self._create_named(settings, user_id, name, job)
+        server = self._named(server, name)  # a server_id recorded by the PHP extension gets the name too
         adopted = job.checkpoint("created_server") != str(server["id"])  # not when resuming our own
-        if server.get("name") != name:
-            self._send(m.rename(server["id"], name))
         server, built = self._build(service, settings, server, job)
         data = {"server_id": server["id"], "uuid": server.get("uuid"), "name": name, "hostname": server.get("hostname")}
         data |= {"ipv4": m.ipv4_addresses(server), "user_id": user_id, "built": built, "adopted": adopted}
@@ -161,6 +149,34 @@ class VirtFusion(ServerExtension[VirtFusionConfig]):
 
     def _servers(self, user_id: int) -> list[dict[str, Any]]:
         return m.servers(self._send(m.user_servers(user_id)).body)
+
+    def _create_named(self, settings: VirtFusionProduct, user_id: int, name: str, job: JobContext) -> dict[str, Any]:
+        """Find or make the service's server and give it the service's name (inside the customer's turn).
+
+        VirtFusion servers carry no reference of ours until named, so the job checkpoints the ids it saw
+        before its POST; a retry whose answer was lost takes the oldest unnamed server that appeared since.
+        Turns make that exact: only a holder whose worker died leaves a server unnamed, and every later
+        turn's checkpoint already lists it.
+        """
+        listed = self._servers(user_id)
+        server = m.find_server(listed, name, None)  # another job for this service named it while we waited
+        created, known = job.checkpoint("created_server"), job.checkpoint("known_servers")
+        if server is None and created:  # the answer arrived last time: resume that server
+            server = next((s for s in listed if str(s["id"]) == created), None)
+        if server is None and known is not None and not created:
+            fresh = m.unmarked_since(listed, {int(i) for i in known.split(",") if i})
+            server = min(fresh, key=lambda s: int(s["id"]), default=None)
+        if server is None:
+            job.save_checkpoint("known_servers", ",".join(str(s["id"]) for s in listed))
+            server = m.data(self._send(m.create_server(settings, user_id)).body, "server")
+            job.save_checkpoint("created_server", str(server["id"]))
+        return self._named(server, name)
+
+    def _named(self, server: dict[str, Any], name: str) -> dict[str, Any]:
+        if server.get("name") == name:
+            return server
+        self._send(m.rename(server["id"], name))
+        return {**server, "name": name}
 
     def _locate(self, service: Service) -> dict[str, Any] | None:
         user_id = self._find_user(service)
