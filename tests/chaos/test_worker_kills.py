@@ -105,7 +105,11 @@ def run_phase(
         except AssertionError as exc:
             with fleet.fakes[slug].lock:
                 recent = fleet.fakes[slug].calls[-12:]
-            problems.append(f"{slug} {operation} of service {sid}: {exc} (held {held}; last calls {recent})")
+            trail = [line[:300] for w in (victim, rescuer) for line in w.log().splitlines() if job.id in line]
+            problems.append(
+                f"{slug} {operation} of service {sid}: {exc} (held {held}; last calls {recent}; "
+                f"worker log lines of the job {trail[-8:]})"
+            )
             continue
         if meta["status"] != "SUCCESS":
             problems.append(f"{slug} {operation} of service {sid} ended {meta['status']}: {meta['result']}")
