@@ -6,17 +6,11 @@ then runs until stdin closes."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from unittest import mock
 
 import httpx
 
@@ -24,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import tests.fakes.base as fakes_base  # noqa: E402
 from extensions.base import LocalContext, Service  # noqa: E402
 from extensions.registry import get_extension  # noqa: E402
 from tests.contract.harness_pterodactyl import HARNESS  # noqa: E402
@@ -42,29 +35,6 @@ def seeded_panel(servers: int) -> FakePterodactyl:
         extension.operation("create")(service, LocalContext(f"seed-{service_id}"))
     panel.calls.clear()
     return panel
-
-
-class LoopbackServer(ThreadingHTTPServer):
-    """The fakes' threaded server with a deep accept queue and TCP_NODELAY: the handler writes the headers
-    and the body in two sends, which Nagle's algorithm and delayed ACKs would hold back ~40 ms each."""
-
-    request_queue_size = 1024
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, address
-
-
-@contextlib.contextmanager
-def serve(panel: FakePterodactyl) -> Iterator[str]:
-    with mock.patch.object(fakes_base, "ThreadingHTTPServer", LoopbackServer):
-        serving = panel.serve()
-        url = serving.__enter__()
-    try:
-        yield url
-    finally:
-        serving.__exit__(None, None, None)
 
 
 def hammer(base_url: str, threads: int, seconds: float) -> float:
@@ -102,7 +72,7 @@ def main() -> int:
     panel = seeded_panel(args.servers)
     if args.delay > 0:
         panel.delay_response(".*", seconds=args.delay, times=1 << 62)
-    with serve(panel) as url:
+    with panel.serve() as url:
         print(json.dumps({"url": url, "api_key": API_KEY}), flush=True)
         sys.stdin.read()  # until the benchmark closes our stdin
     return 0

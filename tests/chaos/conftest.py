@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,10 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 import pytest
@@ -36,7 +33,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import tests.fakes.base as fakes_base
 from tests.contract.harness import ServerHarness
 from tests.contract.harnesses import SERVER_HARNESSES
 from tests.fakes.base import FakeProvider
@@ -259,42 +255,6 @@ def loopback_certificate(directory: Path) -> LoopbackCertificate:
     return LoopbackCertificate(pem, context)
 
 
-@contextlib.contextmanager
-def serve(fake: FakeProvider, tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    """``fake.serve()`` with TCP_NODELAY on its connections (the handler sends headers and body apart, which
-    Nagle's algorithm and delayed ACKs hold back ~40 ms per answer) and optionally TLS, the handshake made
-    in the connection's own thread."""
-
-    class LoopbackServer(ThreadingHTTPServer):
-        request_queue_size = 128
-
-        def finish_request(self, request: Any, client_address: Any) -> None:
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if tls is None:
-                super().finish_request(request, client_address)
-                return
-            try:
-                wrapped = tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                return
-            try:
-                super().finish_request(wrapped, client_address)
-            finally:
-                wrapped.close()
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            if not isinstance(sys.exc_info()[1], OSError):  # a client killed mid-call is expected here
-                super().handle_error(request, client_address)
-
-    with mock.patch.object(fakes_base, "ThreadingHTTPServer", LoopbackServer):
-        serving = fake.serve()
-        base_url = serving.__enter__()
-    try:
-        yield base_url
-    finally:
-        serving.__exit__(None, None, None)
-
-
 def quick_fake(harness: ServerHarness) -> FakeProvider:
     """The harness's fake with its asynchronous work shortened, so a chaos round is not spent polling."""
     fake = harness.make_fake()
@@ -341,11 +301,11 @@ def build_fleet(stack: contextlib.ExitStack, directory: Path, slugs: list[str] |
         fake = quick_fake(harness)
         if harness.slug == "virtualizor":  # its URL is https://<ip>:<port>: serve it over TLS
             certificate = certificate or loopback_certificate(directory)
-            base_url = stack.enter_context(serve(fake, certificate.context))
+            base_url = stack.enter_context(fake.serve(certificate.context))
             port = int(base_url.rsplit(":", 1)[1])
             config = {**harness.config(base_url), "port": port, "client_port": port, "ca_cert": certificate.pem}
         else:
-            base_url = stack.enter_context(serve(fake))
+            base_url = stack.enter_context(fake.serve())
             config = harness.config(base_url)
         harnesses[harness.slug], fakes[harness.slug], configs[harness.slug] = harness, fake, config
     profiles = write_profiles(

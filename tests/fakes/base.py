@@ -10,19 +10,23 @@ class wraps it with knobs every contract test needs:
   mid-call);
 - ``calls``: every (method, path) served, for counting provider calls.
 
-``transport()`` gives an ``httpx.MockTransport``; ``serve()`` starts a threaded loopback HTTP server
-so a real worker process can reach the same state.
+``transport()`` gives an ``httpx.MockTransport``; ``serve(tls=None)`` starts a threaded loopback HTTP
+server (HTTPS with a TLS context) so a real worker process can reach the same state.
 """
 
 from __future__ import annotations
 
 import re
+import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 
@@ -96,7 +100,7 @@ class FakeProvider:
         return httpx.MockTransport(handler)
 
     @contextmanager
-    def serve(self) -> Iterator[str]:
+    def serve(self, tls: ssl.SSLContext | None = None) -> Iterator[str]:
         """Serve this fake on 127.0.0.1 (a free port) for the duration of the block; yields the base URL."""
         fake = self
 
@@ -135,16 +139,44 @@ class FakeProvider:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = LoopbackServer(("127.0.0.1", 0), Handler)
+        server.tls = tls
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
         try:
             yield self.base_url
         finally:
             server.shutdown()
             server.server_close()
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """A thread per connection, a deep accept queue, TCP_NODELAY (the handler sends headers and body apart,
+    which Nagle's algorithm and delayed ACKs would hold back ~40 ms per answer), and optionally TLS with the
+    handshake made in the connection's own thread. Quiet about clients killed mid-call."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 def _take(knobs: list[_Knob], key: str) -> _Knob | None:
