@@ -191,8 +191,9 @@ class JobContext(Protocol):
     - ``exclusive(name, ttl_s)``: a section no other job of this connection runs under the same name at
       the same time, for provider steps no natural key makes safe (a create the provider cannot label).
       A job that finds it taken is re-scheduled until the holder leaves it. The holder leaves it when the
-      block ends or fails for good; one that re-schedules (a retryable error, ``Pending``) or dies keeps it
-      and its own next run walks back in, and a holder that never returns loses it after ``ttl_s``;
+      block completes or the job ends (succeeds, or fails for good); a run that re-schedules (a retryable
+      error, ``Pending``) or dies inside keeps it, the job's next run walks back in, and a holder that never
+      returns loses it after ``ttl_s`` (a job without an idempotency key only leaves it on completion);
     - ``recall``/``remember``: small durable state of this connection shared across jobs (the open
       payment of an invoice, a cached token);
     - ``connection``, ``installation_id`` (namespaces references sent to providers), ``public_url``.

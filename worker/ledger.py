@@ -21,7 +21,8 @@ from worker import keys
 
 log = logging.getLogger(__name__)
 
-# KEYS: ledger, lease. ARGV: fingerprint, owner, lease_ms, ttl_s.
+# KEYS: ledger, lease, checkpoints. ARGV: fingerprint, owner, lease_ms, ttl_s. A claim also answers which
+# sections (worker.mutex) the key's job holds from earlier runs, so the run that ends the job leaves them.
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 local fp = redis.call('HGET', KEYS[1], 'fingerprint')
@@ -36,7 +37,11 @@ if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
   end
   redis.call('HSET', KEYS[1], 'state', 'running', 'fingerprint', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
-  return {'claimed', ''}
+  local held = {}
+  for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if string.sub(field, 1, 6) == 'mutex:' then table.insert(held, string.sub(field, 7)) end
+  end
+  return {'claimed', table.concat(held, ' ')}
 end
 if fp and fp ~= ARGV[1] then return {'mismatch', ''} end
 return {'busy', tostring(redis.call('PTTL', KEYS[2]))}
@@ -74,6 +79,7 @@ class Claim:
     owner: str
     result: dict[str, Any] | None = None
     retry_in_ms: int = 0
+    held: tuple[str, ...] = ()  # mutex keys the key's job holds from earlier runs
 
 
 class Ledger:
@@ -89,13 +95,14 @@ class Ledger:
     def claim(self, key: str, fingerprint: str) -> Claim:
         owner = uuid.uuid4().hex
         outcome, value = self._claim(
-            keys=[keys.ledger(key), keys.lease(key)], args=[fingerprint, owner, self.lease_ms, self.ttl_s]
+            keys=[keys.ledger(key), keys.lease(key), keys.checkpoint(key)],
+            args=[fingerprint, owner, self.lease_ms, self.ttl_s],
         )
         outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
         value = value.decode() if isinstance(value, bytes) else value
         if outcome == "claimed":
             self.keeper.hold(key, owner)
-            return Claim("claimed", owner)
+            return Claim("claimed", owner, held=tuple(value.split()))
         if outcome == "replay":
             return Claim("replay", owner, json.loads(value))
         if outcome == "busy":

@@ -31,7 +31,6 @@ from extensions.errors import (
     Pending,
     ProviderRejected,
     ProviderUnavailable,
-    RetryableError,
     UnknownConnection,
 )
 from extensions.redaction import Redactor, sensitive_values
@@ -121,8 +120,14 @@ class Job:
         self.connection = str(kwargs.get("connection") or "inline")
         self.attempts = 1
         self.claims: list[tuple[str, str]] = []
+        self.sections: set[str] = set()  # mutexes this job holds, from this run or an earlier one
         self.request: Any = None
         self.source = f"{spec.extension.category}.{spec.extension.slug}"
+
+    @property
+    def checkpoint_key(self) -> str:
+        """What the job's checkpoints and sections are kept under: its idempotency key, else its task id."""
+        return self.key or f"task:{self.delivery.task_id}"
 
 
 class Runtime:
@@ -132,7 +137,7 @@ class Runtime:
         self.redis = client
         self.sealer = Sealer(settings.result_key.get_secret_value() if settings.result_key else None)
         self.ledger = Ledger(client, lease_ms=settings.lease_ms, ttl_s=settings.result_ttl)
-        self.mutexes = Mutexes(client)
+        self.mutexes = Mutexes(client, settings.result_ttl)
         self.events = EventStream(client, settings.events_maxlen)
         self.dead_letters = DeadLetters(client, self.sealer, settings.dead_letter_ttl)
         self.base_redactor = Redactor(profiles.secret_values())
@@ -239,6 +244,7 @@ class Runtime:
         if claim.outcome == "busy":
             raise Reschedule(claim.retry_in_ms / 1000, "another delivery of this job holds its lease", "busy")
         job.claims.append((key, claim.owner))
+        job.sections.update(claim.held)
         if job.key is None:
             job.key = key
 
@@ -247,7 +253,7 @@ class Runtime:
         try:
             if job.key is not None:
                 self.claim(job, job.key, _fingerprint(job.kwargs), derived=job.key_derived)
-            context = RuntimeContext(self, job, job.key or f"task:{job.delivery.task_id}")
+            context = RuntimeContext(self, job, job.checkpoint_key)
             job.attempts = self._attempts(job.delivery.task_id)
             with self._admitted(job, payload):
                 result = self._call(job, payload, extension, context)
@@ -272,8 +278,14 @@ class Runtime:
             envelope["data"]["events"] = self._publish_result_events(job, result)
         for key, owner in job.claims:
             self.ledger.succeed(key, owner, envelope)
+        self._leave_sections(job)
         self._after_success(job, payload, envelope)
         return envelope
+
+    def _leave_sections(self, job: Job) -> None:
+        """The job has ended: leave the sections it holds, also those a killed earlier run entered."""
+        self.mutexes.release(job.sections, job.checkpoint_key, keys.checkpoint(job.checkpoint_key))
+        job.sections.clear()
 
     @contextmanager
     def _admitted(self, job: Job, payload: Any) -> Iterator[None]:
@@ -412,6 +424,7 @@ class Runtime:
     # --- failure -------------------------------------------------------------------------------
     def fail(self, job: Job, exc: ExtensionError) -> JobFailed:
         """Dead-letter the job, publish ``job.failed``, and return the exception the task raises."""
+        self._leave_sections(job)
         error = exc.to_dict()
         error["message"] = job.redactor.text(error["message"])
         return self.fail_raw(
@@ -495,20 +508,18 @@ class RuntimeContext:
     @contextmanager
     def exclusive(self, name: str, ttl_s: float) -> Iterator[None]:
         key = keys.mutex(self._job.source, self.connection, name)
-        mutexes = self._runtime.mutexes
-        left_ms = mutexes.acquire(key, self.idempotency_key, int(ttl_s * 1000))
+        checkpoints = keys.checkpoint(self.idempotency_key)
+        left_ms = self._runtime.mutexes.acquire(key, self.idempotency_key, checkpoints, int(ttl_s * 1000))
         if left_ms:
-            wait = min(left_ms / 1000, MUTEX_WAIT_S)
-            raise Reschedule(wait, f"waiting for '{name}', which another job holds", "busy")
-        keep = False
-        try:
-            yield
-        except (Pending, RetryableError, Reschedule, *INFRASTRUCTURE_ERRORS):
-            keep = True  # the job comes back to finish what it started there, so it keeps its place
-            raise
-        finally:
-            if not keep:
-                mutexes.release(key, self.idempotency_key)
+            raise Reschedule(
+                min(left_ms / 1000, MUTEX_WAIT_S), f"waiting for '{name}', which another job holds", "busy"
+            )
+        self._job.sections.add(key)
+        yield
+        # Left here only when the block completes: a job that re-schedules or dies inside comes back to finish
+        # what it started there, and the runtime leaves its sections once the job ends for good.
+        self._runtime.mutexes.release([key], self.idempotency_key, checkpoints)
+        self._job.sections.discard(key)
 
     def recall(self, name: str) -> str | None:
         value = self._runtime.redis.get(keys.state(self._job.source, self.connection, name))

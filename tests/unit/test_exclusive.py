@@ -30,8 +30,11 @@ class Turns(ServerExtension):
     ttl_s: ClassVar[float] = 60.0
     inside: ClassVar[dict[int, list[Exception | None]]] = {}
     entered: ClassVar[list[int]] = []
+    done: ClassVar[set[int]] = set()  # services whose create finds its work done and skips the section
 
     def create(self, service: Service, job: JobContext) -> OperationResult:
+        if service.id in Turns.done:
+            return OperationResult(data={"service": service.id})
         with job.exclusive(f"customer:{service.user.id}", Turns.ttl_s):
             Turns.entered.append(service.id)
             steps = Turns.inside.get(service.id) or [None]
@@ -49,6 +52,7 @@ def _reset() -> None:
     Turns.ttl_s = 60.0
     Turns.inside = {}
     Turns.entered = []
+    Turns.done = set()
 
 
 @pytest.fixture
@@ -81,6 +85,16 @@ def test_a_job_that_re_schedules_inside_keeps_its_place_until_it_finishes(turns:
     assert run(turns, 1, retries=2)["status"] == "succeeded"
     assert run(turns, 2, retries=1)["status"] == "succeeded"  # the holder left: the next one enters
     assert Turns.entered == [1, 1, 1, 2]
+
+
+def test_a_job_that_ends_without_entering_again_still_leaves(turns: Runtime, redis_client: Any) -> None:
+    Turns.inside = {1: [ProviderUnavailable("timed out")]}
+    with pytest.raises(Reschedule):
+        run(turns, 1)  # or a worker killed inside: the section stays with job 1
+    Turns.done = {1}  # its next run finds the work done without entering the section
+    assert run(turns, 1, retries=1)["status"] == "succeeded"
+    assert run(turns, 2)["status"] == "succeeded"
+    assert not redis_client.keys("paymenter:mutex:*")
 
 
 def test_other_customers_are_not_held_up(turns: Runtime) -> None:
