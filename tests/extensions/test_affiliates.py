@@ -15,6 +15,7 @@ from worker.runtime import Runtime
 
 REWARD = "others.affiliates.reward"
 SIGNUP = "others.affiliates.signup"
+ATTRIBUTE = "others.affiliates.attribute_order"
 _task_ids = itertools.count()
 
 
@@ -256,6 +257,52 @@ def test_self_referral_and_disabled_affiliates_count_no_signup(
     assert events(runtime, "affiliate.signup") == []
 
 
+# --- order attribution -------------------------------------------------------------------------------
+
+
+def order_job(order_id: int = 500, user_id: int = 77, **aff: Any) -> dict[str, Any]:
+    return {"connection": "aff", "order": {"id": order_id, "user_id": user_id}, "affiliate": affiliate(**aff)}
+
+
+def test_an_order_is_attributed_once_even_when_enqueued_twice(
+    connect: Any, driver: JobDriver, runtime: Runtime
+) -> None:
+    first = run(driver, ATTRIBUTE, order_job())
+    again = run(driver, ATTRIBUTE, order_job())
+    other_key = run(driver, ATTRIBUTE, order_job() | {"idempotency_key": "order-created-again"})
+    assert (first["replayed"], again["replayed"], other_key["replayed"]) == (False, True, True)
+    assert first["data"] == again["data"] == other_key["data"]
+    assert events(runtime, "affiliate.order_attributed") == [
+        {"affiliate_id": 3, "affiliate_user_id": 30, "code": "FRIEND42", "order_id": 500, "user_id": 77}
+    ]
+
+
+def test_a_second_affiliate_for_the_same_order_replays_the_first(
+    connect: Any, driver: JobDriver, runtime: Runtime
+) -> None:
+    run(driver, ATTRIBUTE, order_job())
+    second = run(driver, ATTRIBUTE, order_job(id=4, user_id=40, code="OTHER99"))
+    assert second["replayed"] is True
+    assert (second["data"]["affiliate_id"], second["data"]["code"]) == (3, "FRIEND42")
+    run(driver, ATTRIBUTE, order_job(order_id=501, id=4, user_id=40, code="OTHER99"))
+    got = [(e["order_id"], e["affiliate_id"]) for e in events(runtime, "affiliate.order_attributed")]
+    assert got == [(500, 3), (501, 4)]
+
+
+def test_self_referral_and_disabled_affiliates_attribute_no_order(
+    connect: Any, driver: JobDriver, runtime: Runtime
+) -> None:
+    own = run(driver, ATTRIBUTE, order_job(user_id=30))
+    assert own["data"] == {"attributed": False, "reason": "self_referral"}
+    disabled = run(driver, ATTRIBUTE, order_job(enabled=False))
+    assert disabled["data"] == {"attributed": False, "reason": "affiliate_disabled"}
+    assert events(runtime, "affiliate.order_attributed") == []
+    # A refusal leaves the order unclaimed: a qualifying affiliate can still be attributed it.
+    later = run(driver, ATTRIBUTE, order_job(id=4, user_id=40, code="OTHER99"))
+    assert (later["replayed"], later["data"]["attributed"], later["data"]["affiliate_id"]) == (False, True, 4)
+    assert len(events(runtime, "affiliate.order_attributed")) == 1
+
+
 # --- bad input ---------------------------------------------------------------------------------------
 
 
@@ -272,12 +319,18 @@ def test_self_referral_and_disabled_affiliates_count_no_signup(
         (reward_job(aff=affiliate(reward="150")), "affiliate.reward"),
         (reward_job(renewl=True), "renewl"),
         (signup_job() | {"user": {"id": 5, "email": "not-an-email"}}, "user.email"),
+        (order_job() | {"order": {"user_id": 77}}, "order.id"),
+        (order_job() | {"order": {"id": 1.5, "user_id": 77}}, "order.id"),
+        (order_job() | {"order": {"id": 500, "user_id": None}}, "order.user_id"),
+        (order_job() | {"order": "500"}, "order: Input should be a valid dictionary"),
+        (order_job(enabled="maybe"), "affiliate.enabled"),
+        (order_job() | {"code": "FRIEND42"}, "code: Extra inputs are not permitted"),
     ],
 )
 def test_invalid_payloads_fail_without_an_affiliate_event(
     connect: Any, driver: JobDriver, runtime: Runtime, kwargs: dict[str, Any], where: str
 ) -> None:
-    name = SIGNUP if "user" in kwargs else REWARD
+    name = SIGNUP if "user" in kwargs else ATTRIBUTE if "order" in kwargs else REWARD
     error = fail(driver, name, kwargs)
     assert error["code"] == "invalid_payload"
     assert where in error["message"]

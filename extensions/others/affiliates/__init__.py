@@ -1,4 +1,4 @@
-"""Affiliates: referral rewards and signups as events (no external provider)."""
+"""Affiliates: referral rewards, signups and order attributions as events (no external provider)."""
 
 from extensions.others.affiliates.extension import Affiliates
 

@@ -104,6 +104,20 @@ class SignupRequest(_Strict):
     user: SignupUser
 
 
+class AttributedOrder(_Strict):
+    """The ``orders`` row just created: its id and the buyer (``user_id``), all the rule looks at."""
+
+    id: Id
+    user_id: Id
+
+
+class AttributionRequest(_Strict):
+    """An order and the affiliate the billing system resolved from the ``referred_by`` cookie's code."""
+
+    order: AttributedOrder
+    affiliate: AffiliateSnapshot
+
+
 # --- computation -----------------------------------------------------------------------------------
 
 
