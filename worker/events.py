@@ -43,13 +43,16 @@ class EventStream:
         self.redis = client
         self.maxlen = maxlen
 
-    def publish(self, event: dict[str, Any]) -> str:
-        entry_id = self.redis.xadd(
+    def publish(self, event: dict[str, Any], pipe: Any = None) -> str | None:
+        """Append ``event``; its stream entry id, or None when queued on ``pipe`` for the caller to execute."""
+        entry_id = (pipe or self.redis).xadd(
             EVENTS_STREAM,
             {"id": event["id"], "type": event["type"], "event": json.dumps(event, sort_keys=True)},
             maxlen=self.maxlen,
             approximate=True,
         )
+        if pipe is not None:
+            return None
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def read(self, after: str = "0", count: int = 1000) -> list[dict[str, Any]]:

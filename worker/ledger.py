@@ -109,17 +109,19 @@ class Ledger:
             return Claim("busy", owner, retry_in_ms=max(int(value), 100))
         return Claim("mismatch", owner)
 
-    def succeed(self, key: str, owner: str, result: dict[str, Any]) -> None:
+    def succeed(self, key: str, owner: str, result: dict[str, Any], pipe: Any = None) -> None:
+        """Store the result for replay (on ``pipe`` when given, run with the caller's other writes)."""
         self.keeper.drop(key)
-        self._succeed(keys=[keys.ledger(key), keys.lease(key)], args=[owner, json.dumps(result), self.ttl_s])
+        args: list[str | int] = [owner, json.dumps(result), self.ttl_s]
+        self._succeed(keys=[keys.ledger(key), keys.lease(key)], args=args, client=pipe or self.redis)
 
     def release(self, key: str, owner: str) -> None:
         self.keeper.drop(key)
         self._release(keys=[keys.ledger(key), keys.lease(key)], args=[owner])
 
-    def forget(self, key: str) -> None:
+    def forget(self, key: str, pipe: Any = None) -> None:
         """Drop a key's entry and checkpoints entirely (a terminated service may be provisioned again)."""
-        self.redis.delete(keys.ledger(key), keys.checkpoint(key))
+        (pipe or self.redis).delete(keys.ledger(key), keys.checkpoint(key))
 
     def checkpoints(self, key: str) -> Checkpoints:
         return Checkpoints(self.redis, key, self.ttl_s)

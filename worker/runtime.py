@@ -183,11 +183,15 @@ class Runtime:
 
     # --- steps ---------------------------------------------------------------------------------
     def _count_delivery(self, job: Job) -> None:
+        """Count this delivery and read the job's failed attempts so far, in one round trip."""
         counter = keys.deliveries(job.delivery.delivery_tag or job.delivery.task_id, job.delivery.retries)
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         pipe.incr(counter)
         pipe.expire(counter, self.settings.result_ttl)
-        deliveries = int(pipe.execute()[0])
+        pipe.get(keys.errors(job.delivery.task_id))
+        deliveries, _, errors = pipe.execute()
+        deliveries = int(deliveries)
+        job.attempts = int(errors or 0) + 1
         if deliveries > self.settings.max_deliveries:
             raise ProviderUnavailable(
                 f"delivered {deliveries - 1} times without finishing (the worker was lost each time); not run again"
@@ -254,7 +258,6 @@ class Runtime:
             if job.key is not None:
                 self.claim(job, job.key, _fingerprint(job.kwargs), derived=job.key_derived)
             context = RuntimeContext(self, job, job.checkpoint_key)
-            job.attempts = self._attempts(job.delivery.task_id)
             with self._admitted(job, payload):
                 result = self._call(job, payload, extension, context)
         except Replay as replay:
@@ -276,10 +279,14 @@ class Runtime:
         envelope = self._envelope(job, result)
         if result.events:
             envelope["data"]["events"] = self._publish_result_events(job, result)
+        # One MULTI: the stored result, the service bookkeeping and the event land together or not at all, so
+        # a worker lost here cannot leave a replayable result whose event was never published.
+        pipe = self.redis.pipeline()
         for key, owner in job.claims:
-            self.ledger.succeed(key, owner, envelope)
+            self.ledger.succeed(key, owner, envelope, pipe)
+        self._after_success(job, payload, envelope, pipe)
+        pipe.execute()
         self._leave_sections(job)
-        self._after_success(job, payload, envelope)
         return envelope
 
     def _leave_sections(self, job: Job) -> None:
@@ -322,10 +329,6 @@ class Runtime:
         for key, owner in job.claims:
             self.ledger.release(key, owner)
         job.claims.clear()
-
-    def _attempts(self, task_id: str) -> int:
-        value = self.redis.get(keys.errors(task_id))
-        return int(value or 0) + 1
 
     def _retry(self, job: Job, exc: ExtensionError) -> Exception:
         counter = keys.errors(job.delivery.task_id)
@@ -375,25 +378,25 @@ class Runtime:
             "attempts": job.attempts,
         }
 
-    def _after_success(self, job: Job, payload: Any, envelope: dict[str, Any]) -> None:
-        """Ledger bookkeeping of the service lifecycle, and the operation's own event."""
+    def _after_success(self, job: Job, payload: Any, envelope: dict[str, Any], pipe: Any) -> None:
+        """Queue on ``pipe`` the ledger bookkeeping of the service lifecycle and the operation's own event."""
         source = job.source
         service = getattr(payload, "service", None)
         if service is not None:
             marker = keys.service_create(source, job.connection, str(service.id))
             if job.spec.operation == "create" and job.key is not None:
-                self.redis.set(marker, job.key, ex=self.settings.result_ttl)
+                pipe.set(marker, job.key, ex=self.settings.result_ttl)
             elif job.spec.operation == "terminate":
                 create_key: Any = self.redis.get(marker)
                 self.ledger.forget(
-                    create_key.decode() if create_key else f"{source}.create:{job.connection}:{service.id}"
+                    create_key.decode() if create_key else f"{source}.create:{job.connection}:{service.id}", pipe
                 )
-                self.redis.delete(marker)
+                pipe.delete(marker)
         if job.spec.event is not None:
             data = {"connection": job.connection, "extension": source, **envelope["data"]}
             if service is not None:
                 data["service_id"] = service.id
-            self.events.publish(build_event(job.spec.event, source, job.key, data))
+            self.events.publish(build_event(job.spec.event, source, job.key, data), pipe)
 
     def _publish_result_events(self, job: Job, result: OperationResult) -> list[dict[str, Any]]:
         """Publish what the operation reported; payment status changes only when they move forward.
