@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from extensions.errors import InvalidConfig
+from extensions.errors import InvalidConfig, ProviderRejected
 from extensions.gateways.paypal import PayPal
 from extensions.gateways.paypal import mapping as m
 from extensions.gateways.paypal.config import LIVE_BASE, SANDBOX_BASE, PayPalConfig
@@ -549,6 +549,140 @@ def test_cancel_subscription_once_whoever_reports_it(
     hook(driver, fake.deliver(body), "w")
     assert [e["type"] for e in published(runtime)] == ["subscription.cancelled"]
     assert fail(driver, "cancel_subscription", subscription_id="sub_stripe_1")["code"] == "not_found"
+
+
+SUB = "I-BW452GLLEP1G"
+SUBSCRIPTIONS = r"/v1/billing/subscriptions/.*"
+
+
+def reprice(driver: JobDriver, task_id: str, total: str, currency: str = "USD", **kwargs: Any) -> dict[str, Any]:
+    data: dict[str, Any] = run(
+        driver, "update_subscription", task_id, subscription_id=SUB, total=total, currency=currency, **kwargs
+    )["data"]
+    return data
+
+
+@pytest.mark.parametrize(("trials", "sequence"), [((), 1), (("0",), 2), (("0", "4.99"), 3)])
+def test_a_price_change_patches_the_regular_cycle_once_wherever_it_is(
+    trials: tuple[str, ...], sequence: int, fake: FakePayPal, paypal: PayPal, driver: JobDriver
+) -> None:
+    fake.add_subscription(SUB, plan_id=fake.add_plan("10.00", trials=trials))
+    data = reprice(driver, "u1", "24.5", service_id=9)
+    assert data == {
+        "subscription_id": SUB,
+        "plan_id": fake.subscriptions[SUB]["plan_id"],
+        "sequence": sequence,
+        "currency": "USD",
+        "old_price": "10.00",
+        "new_price": "24.50",
+        "changed": True,
+    }
+    assert fake.count("PATCH", SUBSCRIPTIONS) == 1
+    (patch,) = fake.subscriptions[SUB]["patches"]
+    path = f"/plan/billing_cycles/@sequence=={sequence}/pricing_scheme/fixed_price"
+    assert patch == [{"op": "replace", "path": path, "value": {"currency_code": "USD", "value": "24.50"}}]
+    assert fake.price_of(SUB, sequence) == {"currency_code": "USD", "value": "24.50"}
+    assert [fake.price_of(SUB, n)["value"] for n in range(1, sequence)] == list(trials)  # trials untouched
+    regular = fake.plans[data["plan_id"]]["billing_cycles"][-1]
+    assert regular["pricing_scheme"]["fixed_price"]["value"] == "10.00", "the plan's other subscribers keep theirs"
+
+
+def test_the_same_price_again_sends_no_patch(fake: FakePayPal, paypal: PayPal, driver: JobDriver) -> None:
+    fake.add_subscription(SUB, price="25.00")  # its own price, not the plan's 10.00
+    data = reprice(driver, "u1", "25")
+    assert (data["changed"], data["old_price"], data["new_price"]) == (False, "25.00", "25.00")
+    assert fake.count("PATCH", SUBSCRIPTIONS) == 0
+    assert reprice(driver, "u2", "30.00")["old_price"] == "25.00"
+    assert reprice(driver, "u3", "30.00")["changed"] is False
+    assert fake.count("PATCH", SUBSCRIPTIONS) == 1
+
+
+def test_a_lost_patch_answer_is_retried_and_converges(fake: FakePayPal, paypal: PayPal, driver: JobDriver) -> None:
+    fake.add_subscription(SUB, plan_id=fake.add_plan("10.00", trials=()))
+    fake.drop_response_next(f"PATCH {SUBSCRIPTIONS}")  # the price changed, the answer is lost
+    data = reprice(driver, "u1", "12.00", idempotency_key="service-9-price-12")
+    assert len(driver.retries) == 1
+    assert fake.count("PATCH", SUBSCRIPTIONS) == 1, "the retry reads the new price and sends nothing"
+    assert fake.price_of(SUB, 1) == {"currency_code": "USD", "value": "12.00"}
+    assert (data["changed"], data["old_price"], data["new_price"]) == (True, "10.00", "12.00")
+
+
+@pytest.mark.parametrize("status", ["CANCELLED", "EXPIRED"])
+def test_a_finished_subscription_cannot_be_repriced(
+    status: str, fake: FakePayPal, paypal: PayPal, driver: JobDriver
+) -> None:
+    fake.add_subscription(SUB, status=status)
+    error = fail(driver, "update_subscription", subscription_id=SUB, total="12.00", currency="USD")
+    assert (error["code"], error["retryable"]) == ("provider_rejected", False)
+    assert f"{SUB} is {status}" in error["message"]
+    assert fake.count("PATCH", SUBSCRIPTIONS) == 0
+    assert driver.retries == []
+
+
+def test_an_unknown_subscription_is_not_found(fake: FakePayPal, paypal: PayPal, driver: JobDriver) -> None:
+    error = fail(driver, "update_subscription", subscription_id="I-UNKNOWN", total="12.00", currency="USD")
+    assert (error["code"], error["provider_status"]) == ("not_found", 404)
+    assert driver.retries == []
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"total": "12.00", "currency": "USD"},
+        {"subscription_id": SUB, "currency": "USD"},
+        {"subscription_id": SUB, "total": 12.5, "currency": "USD"},
+        {"subscription_id": SUB, "total": "12.00", "currency": "DOLLAR"},
+        {"subscription_id": SUB, "total": "0", "currency": "USD"},
+        {"subscription_id": SUB, "total": "12.999", "currency": "USD"},
+        {"subscription_id": SUB, "total": "1500.50", "currency": "JPY"},
+    ],
+    ids=["no-subscription", "no-total", "float", "currency", "zero", "decimals", "jpy-decimals"],
+)
+def test_a_bad_price_update_is_refused_before_any_call(
+    request_: dict[str, Any], fake: FakePayPal, paypal: PayPal, driver: JobDriver
+) -> None:
+    fake.add_subscription(SUB)
+    assert fail(driver, "update_subscription", **request_)["code"] == "invalid_payload"
+    assert fake.calls == []
+
+
+def test_a_price_in_another_currency_is_refused(fake: FakePayPal, paypal: PayPal, driver: JobDriver) -> None:
+    fake.add_subscription(SUB)
+    error = fail(driver, "update_subscription", subscription_id=SUB, total="12.00", currency="EUR")
+    assert (error["code"], "bills in USD, not EUR" in error["message"]) == ("invalid_payload", True)
+    assert fake.count("PATCH", SUBSCRIPTIONS) == 0
+
+
+def test_price_updates_never_carry_credentials(
+    fake: FakePayPal, paypal: PayPal, driver: JobDriver, runtime: Runtime
+) -> None:
+    fake.add_subscription(SUB)
+    fake.add_subscription("I-GONE", status="CANCELLED")
+    texts = [json.dumps(reprice(driver, "u1", "12.00"))]
+    for sub in ("I-GONE", "I-UNKNOWN"):
+        texts.append(
+            json.dumps(fail(driver, "update_subscription", sub, subscription_id=sub, total="1", currency="USD"))
+        )
+    texts += [json.dumps(letter, default=str) for letter in runtime.dead_letters.list()]
+    assert len(texts) == 5
+    secrets = [fake.client_secret, *fake.tokens]
+    assert fake.tokens
+    assert not [s for s in secrets for text in texts if s in text]
+
+
+def test_regular_cycle_and_price_parsing() -> None:
+    cycles = [
+        {"tenure_type": tenure, "sequence": n, "pricing_scheme": {"fixed_price": {"value": v, "currency_code": "EUR"}}}
+        for n, (tenure, v) in enumerate([("TRIAL", "0"), ("REGULAR", "9.9")], 1)
+    ]
+    assert m.regular_sequence({"billing_cycles": cycles}) == 2
+    assert m.cycle_price(cycles, 2) == (Decimal("9.9"), "EUR")
+    assert m.cycle_price([{"sequence": 1}], 1) is None
+    with pytest.raises(ProviderRejected, match="no single REGULAR"):
+        m.regular_sequence({"id": "P-1", "billing_cycles": cycles[:1]})
+    with pytest.raises(ProviderRejected, match="is CANCELLED"):
+        m.priceable_plan({"status": "CANCELLED", "plan_id": "P-1"}, SUB)
+    assert m.priceable_plan({"status": "SUSPENDED", "plan_id": "P-1"}, SUB) == "P-1"
 
 
 @pytest.mark.parametrize(("fields", "booked"), [({"custom": "pm:default:77"}, "77"), ({"invoice_number": "78"}, "78")])

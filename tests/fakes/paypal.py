@@ -1,8 +1,8 @@
 """A stateful PayPal REST API plus the webhook signer of its notification service.
 
 State: OAuth tokens, Orders v2 (CREATED/PAYER_ACTION_REQUIRED → APPROVED → COMPLETED with captures),
-captures and their refunds, Vault v3 setup and payment tokens, subscriptions. Modelled on PayPal's rules
-where they matter to a client:
+captures and their refunds, Vault v3 setup and payment tokens, billing plans and subscriptions. Modelled on
+PayPal's rules where they matter to a client:
 
 - ``POST /v1/oauth2/token`` checks Basic auth; other calls need a live Bearer token (401 otherwise);
 - a POST repeating a ``PayPal-Request-Id`` gets the stored answer of the first one (nothing happens again);
@@ -12,7 +12,12 @@ where they matter to a client:
   ``block_duplicate_invoice_ids`` is on; capturing twice is ``ORDER_ALREADY_CAPTURED``;
 - ``POST /v1/notifications/verify-webhook-signature`` answers ``SUCCESS`` only for a transmission this fake
   signed, with the same headers, the configured ``webhook_id`` and ``webhook_event`` equal to the signed
-  body both as JSON and byte for byte (spliced verbatim; re-encoding loses ``{}`` or ``10.10``).
+  body both as JSON and byte for byte (spliced verbatim; re-encoding loses ``{}`` or ``10.10``);
+- a plan has TRIAL cycles (sequence 1, 2) before its one REGULAR cycle; a subscription references a plan and
+  keeps its own price overrides per cycle, shown (with its other cycles, without tenure types) only by
+  ``GET /v1/billing/subscriptions/{id}?fields=plan``; ``PATCH`` takes a JSON-Patch array and only
+  ``replace``/``add`` on ``/plan/billing_cycles/@sequence==N/pricing_scheme/fixed_price`` of an existing
+  cycle, with a valid amount in the plan's currency, on a subscription that is not CANCELLED or EXPIRED.
 
 Knobs beyond the base ones: ``capture_outcome`` (``COMPLETED``, ``PENDING``, ``DECLINED`` or
 ``INSTRUMENT_DECLINED``), ``block_duplicate_invoice_ids``, ``expire_tokens()``.
@@ -86,6 +91,7 @@ class FakePayPal(FakeProvider):
         self.refunds: dict[str, dict[str, Any]] = {}
         self.setup_tokens: dict[str, dict[str, Any]] = {}
         self.payment_tokens: dict[str, dict[str, Any]] = {}
+        self.plans: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.request_ids: list[tuple[str, str]] = []  # (path, PayPal-Request-Id) of every POST
         self.verify_bodies: list[str] = []
@@ -115,8 +121,40 @@ class FakePayPal(FakeProvider):
         order["status"] = "COMPLETED"
         return capture
 
-    def add_subscription(self, subscription_id: str, status: str = "ACTIVE") -> None:
-        self.subscriptions[subscription_id] = {"id": subscription_id, "status": status}
+    def add_plan(self, regular: str = "10.00", currency: str = "USD", trials: tuple[str, ...] = ("0",)) -> str:
+        """A plan with one TRIAL cycle per price in ``trials`` (0 to 2, as PayPal allows), then its REGULAR cycle."""
+        plan_id = _pid("P-")
+        tenures = [("TRIAL", price, 1) for price in trials] + [("REGULAR", regular, 0)]
+        cycles = [
+            {
+                "frequency": {"interval_unit": "MONTH", "interval_count": 1},
+                "tenure_type": tenure,
+                "sequence": n,
+                "total_cycles": total,
+                "pricing_scheme": {"version": 1, "fixed_price": {"currency_code": currency, "value": price}},
+            }
+            for n, (tenure, price, total) in enumerate(tenures, 1)
+        ]
+        self.plans[plan_id] = {"id": plan_id, "product_id": _pid("PROD-"), "status": "ACTIVE", "billing_cycles": cycles}
+        return plan_id
+
+    def add_subscription(
+        self, subscription_id: str, status: str = "ACTIVE", plan_id: str | None = None, price: str | None = None
+    ) -> None:
+        """A subscription on ``plan_id`` (a new plan when None); ``price`` overrides its REGULAR cycle's price."""
+        plan_id = plan_id or self.add_plan()
+        subscription = {"id": subscription_id, "status": status, "plan_id": plan_id, "overrides": {}, "patches": []}
+        self.subscriptions[subscription_id] = subscription
+        if price is not None:
+            (regular,) = [c for c in self.plans[plan_id]["billing_cycles"] if c["tenure_type"] == "REGULAR"]
+            currency = regular["pricing_scheme"]["fixed_price"]["currency_code"]
+            subscription["overrides"][regular["sequence"]] = {"currency_code": currency, "value": price}
+
+    def price_of(self, subscription_id: str, sequence: int) -> dict[str, str]:
+        """What the subscription pays in cycle ``sequence``: its own override, else the plan's price."""
+        subscription = self.subscriptions[subscription_id]
+        (cycle,) = [c for c in self.plans[subscription["plan_id"]]["billing_cycles"] if c["sequence"] == sequence]
+        return dict(subscription["overrides"].get(sequence) or cycle["pricing_scheme"]["fixed_price"])
 
     def approve_setup_token(self, setup_id: str, email: str = "buyer@example.com") -> None:
         self.setup_tokens[setup_id]["status"] = "APPROVED"
@@ -215,7 +253,9 @@ class FakePayPal(FakeProvider):
             ("POST", r"/v3/vault/payment-tokens", lambda: self._payment_token(body)),
             ("DELETE", r"/v3/vault/payment-tokens/([^/]+)", lambda i: self._delete_token(i)),
             ("POST", r"/v1/billing/subscriptions/([^/]+)/cancel", lambda i: self._cancel_subscription(i)),
+            ("GET", r"/v1/billing/subscriptions/([^/]+)", lambda i: self._subscription(i, request)),
             ("PATCH", r"/v1/billing/subscriptions/([^/]+)", lambda i: self._patch_subscription(i, body)),
+            ("GET", r"/v1/billing/plans/([^/]+)", lambda i: self._found(self.plans, i)),
         ]
         for verb, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
@@ -419,12 +459,54 @@ class FakePayPal(FakeProvider):
         subscription["status"] = "CANCELLED"
         return httpx.Response(204)
 
-    def _patch_subscription(self, subscription_id: str, body: Any) -> httpx.Response:
-        if subscription_id not in self.subscriptions:
+    def _subscription(self, subscription_id: str, request: httpx.Request) -> httpx.Response:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
             return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
-        if not isinstance(body, list) or not all(isinstance(p, dict) and p.get("op") for p in body):
+        shown = {k: subscription[k] for k in ("id", "status", "plan_id")}
+        shown["plan_overridden"] = bool(subscription["overrides"])
+        if "plan" in request.url.params.get("fields", "").split(","):
+            cycles = self.plans[subscription["plan_id"]]["billing_cycles"]
+            shown["plan"] = {
+                "billing_cycles": [
+                    {
+                        "sequence": c["sequence"],
+                        "total_cycles": c["total_cycles"],
+                        "pricing_scheme": {"fixed_price": self.price_of(subscription_id, c["sequence"])},
+                    }
+                    for c in cycles
+                ]
+            }
+        return _json(200, shown)
+
+    def _patch_subscription(self, subscription_id: str, body: Any) -> httpx.Response:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
+        if not isinstance(body, list) or not body or not all(isinstance(p, dict) and p.get("op") for p in body):
             return _error(400, "INVALID_REQUEST", "MALFORMED_REQUEST_JSON")
-        self.subscriptions[subscription_id]["patches"] = body
+        if subscription["status"] in ("CANCELLED", "EXPIRED"):
+            return _error(422, "UNPROCESSABLE_ENTITY", "SUBSCRIPTION_STATUS_INVALID")
+        plan = self.plans[subscription["plan_id"]]
+        sequences = {c["sequence"] for c in plan["billing_cycles"]}
+        changes: dict[int, dict[str, str]] = {}
+        for patch in body:  # all or nothing: a bad operation leaves every price as it was
+            match = re.fullmatch(
+                r"/plan/billing_cycles/@sequence==(\d+)/pricing_scheme/fixed_price", str(patch.get("path"))
+            )
+            if match is None or int(match.group(1)) not in sequences:
+                return _error(400, "INVALID_REQUEST", "INVALID_PATCH_PATH")
+            if patch["op"] not in ("replace", "add"):
+                return _error(400, "INVALID_REQUEST", "UNSUPPORTED_PATCH_OPERATION")
+            sequence, value = int(match.group(1)), patch.get("value")
+            problem = self._amount_problem(value)
+            if problem is None and value["currency_code"] != self.price_of(subscription_id, sequence)["currency_code"]:
+                problem = "INVALID_PARAMETER_VALUE"  # a subscription keeps its currency
+            if problem:
+                return _error(422, "UNPROCESSABLE_ENTITY", problem)
+            changes[sequence] = {"currency_code": value["currency_code"], "value": value["value"]}
+        subscription["overrides"].update(changes)
+        subscription["patches"].append(body)
         return httpx.Response(204)
 
     def _verify(self, request: httpx.Request) -> httpx.Response:

@@ -1,4 +1,16 @@
-"""PayPal (REST): Orders v2 checkout, Vault v3 saved accounts, subscription cancellation, webhooks.
+"""PayPal (REST): Orders v2 checkout, Vault v3 saved accounts, subscription price changes and
+cancellation, webhooks.
+
+Operations: ``pay``, ``capture``, ``webhook``, ``refund``, ``create_billing_agreement``,
+``complete_billing_agreement``, ``charge``, ``cancel_billing_agreement``, ``cancel_subscription`` and
+``update_subscription``. The last sets a subscription's regular price to the ``total`` the billing system
+sends (the sum over every service on that subscription: the billing system knows which services share it,
+the worker does not). It reads the subscription (``?fields=plan``: status, ``plan_id`` and its own
+overridden prices) and the plan (which cycle is REGULAR: sequence 1 without a trial, not always 2), then
+``PATCH``es ``/plan/billing_cycles/@sequence==N/pricing_scheme/fixed_price``, only when the price differs
+(``changed: false`` otherwise). PATCH, not ``POST …/revise``: revise moves a subscription to another plan,
+while the PATCH overrides this subscription's price on its own plan (the plan's other subscribers keep
+theirs). A cancelled or expired subscription is refused.
 
 Verification: every webhook is checked by PayPal itself (``POST /v1/notifications/verify-webhook-signature``)
 with the five ``PAYPAL-*`` headers, the configured ``webhook_id`` and the raw body spliced in verbatim;
@@ -35,6 +47,7 @@ from extensions.errors import UnsupportedOperation as Unsupported
 from extensions.gateways.paypal import mapping as m
 from extensions.gateways.paypal.config import PayPalConfig
 from extensions.http import ApiRequest, ApiResponse, HttpApi
+from extensions.money import Currency, Money
 from extensions.payments import (
     CancelAgreementRequest,
     CancelSubscriptionRequest,
@@ -63,6 +76,15 @@ class CompleteAgreementRequest(Payload):
     approval_token_id: str = Field(min_length=1, max_length=255)
 
 
+class UpdateSubscriptionRequest(Payload):
+    """``total``: the subscription's new regular price, summed by the billing system over its services."""
+
+    subscription_id: str = Field(min_length=1, max_length=64)
+    total: Money
+    currency: Currency
+    service_id: int | str | None = None
+
+
 class _Ignored(Exception):
     """A verified event with nothing to do here (another installation's, or no invoice named)."""
 
@@ -74,9 +96,13 @@ class PayPal(GatewayExtension[PayPalConfig]):
     Config = PayPalConfig
     operations = frozenset(
         "pay capture webhook refund create_billing_agreement complete_billing_agreement charge"
-        " cancel_billing_agreement cancel_subscription".split()
+        " cancel_billing_agreement cancel_subscription update_subscription".split()
     )
-    payloads = {"capture": CaptureRequest, "complete_billing_agreement": CompleteAgreementRequest}
+    payloads = {
+        "capture": CaptureRequest,
+        "complete_billing_agreement": CompleteAgreementRequest,
+        "update_subscription": UpdateSubscriptionRequest,
+    }
 
     def setup(self) -> None:
         self.api = HttpApi(
@@ -210,6 +236,32 @@ class PayPal(GatewayExtension[PayPalConfig]):
         return OperationResult(
             data={"subscription_id": sub, "already_cancelled": response.status == 422}, events=events
         )
+
+    def update_subscription(self, request: UpdateSubscriptionRequest, job: JobContext) -> OperationResult:
+        sub, amount = request.subscription_id, m.money(request.total, request.currency)
+        code = amount["currency_code"]
+        subscription = self._send(m.get_subscription(sub), job).body
+        plan_id = m.priceable_plan(subscription, sub)
+        plan = self._send(m.get_plan(plan_id), job).body
+        sequence = m.regular_sequence(plan)
+        # The subscription's own price wins over the plan's: an earlier update overrode it there.
+        own = (subscription.get("plan") or {}).get("billing_cycles")
+        current = m.cycle_price(own, sequence) or m.cycle_price(plan.get("billing_cycles"), sequence)
+        if current is not None and current[1] != code:
+            raise InvalidPayload(f"paypal subscription {sub} bills in {current[1]}, not {code}")
+        data = {"subscription_id": sub, "plan_id": plan_id, "sequence": sequence, "currency": code}
+        checkpoint = f"old-price:{sub}"
+        if current is not None and current[0] == request.total:
+            # Nothing to send. A retry whose PATCH answer was lost lands here too: it reports what it replaced.
+            before = job.checkpoint(checkpoint)
+            old = json.loads(before) if before is not None else amount["value"]
+            return OperationResult(
+                data={**data, "old_price": old, "new_price": amount["value"], "changed": before is not None}
+            )
+        old = m.amount_text(*current) if current is not None else None
+        job.save_checkpoint(checkpoint, json.dumps(old))
+        self._send(m.set_cycle_price(sub, sequence, amount), job)
+        return OperationResult(data={**data, "old_price": old, "new_price": amount["value"], "changed": True})
 
     # --- webhook events -----------------------------------------------------------------------------
 

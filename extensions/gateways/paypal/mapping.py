@@ -44,6 +44,8 @@ SIGNATURE_HEADERS = {
     "transmission_time": "PAYPAL-TRANSMISSION-TIME",
 }
 TOLERANCE = timedelta(minutes=5)
+# Statuses in which a subscription's price can still change; CANCELLED and EXPIRED are final.
+PRICEABLE = frozenset({"APPROVAL_PENDING", "APPROVED", "ACTIVE", "SUSPENDED"})
 ATTEMPT = "~"  # reference suffix of a second order for one invoice (DUPLICATE_INVOICE_ID)
 MAX_REQUEST_ID = 100
 
@@ -184,6 +186,23 @@ def cancel_subscription(subscription_id: str, reason: str) -> ApiRequest:
     return ApiRequest("POST", f"/v1/billing/subscriptions/{_id(subscription_id)}/cancel", json={"reason": reason})
 
 
+def get_subscription(subscription_id: str) -> ApiRequest:
+    # `fields=plan` adds the subscription's own billing cycles: its price where it overrides the plan's.
+    return ApiRequest("GET", f"/v1/billing/subscriptions/{_id(subscription_id)}", params={"fields": "plan"})
+
+
+def get_plan(plan_id: str) -> ApiRequest:
+    return ApiRequest("GET", f"/v1/billing/plans/{_id(plan_id)}")
+
+
+def set_cycle_price(subscription_id: str, sequence: int, amount: dict[str, str]) -> ApiRequest:
+    """JSON-Patch the subscription's own price of one billing cycle (the plan and its other subscribers
+    keep theirs); a replace, so sending it twice is harmless."""
+    path = f"/plan/billing_cycles/@sequence=={sequence}/pricing_scheme/fixed_price"
+    patch = [{"op": "replace", "path": path, "value": amount}]
+    return ApiRequest("PATCH", f"/v1/billing/subscriptions/{_id(subscription_id)}", json=patch)
+
+
 def verify(fields: Mapping[str, str], webhook_id: str, raw_body: str) -> ApiRequest:
     # The signature covers the delivered bytes: splice the raw body in verbatim. Decoding and re-encoding
     # it would turn `{}`, `10.10` or unicode escapes into something PayPal never signed.
@@ -217,6 +236,42 @@ def parse_token(body: Any) -> tuple[str, int]:
         raise ProviderRejected("paypal token response without access_token")
     expires = body.get("expires_in")
     return body["access_token"], expires if isinstance(expires, int) and expires > 0 else 300
+
+
+def priceable_plan(subscription: Any, subscription_id: str) -> str:
+    """The plan id of a subscription whose price may change; refuses a cancelled or expired one."""
+    body = subscription if isinstance(subscription, dict) else {}
+    if body.get("status") not in PRICEABLE:
+        raise ProviderRejected(
+            f"paypal subscription {subscription_id} is {body.get('status')}: its price cannot change"
+        )
+    if not isinstance(body.get("plan_id"), str) or not body["plan_id"]:
+        raise ProviderRejected(f"paypal subscription {subscription_id} names no plan_id")
+    return str(body["plan_id"])
+
+
+def regular_sequence(plan: Any) -> int:
+    """The ``sequence`` of the plan's one REGULAR cycle: 1 without a trial, 2 or 3 after one or two TRIAL
+    cycles. Only the plan says which cycle is which (a subscription's overrides carry no tenure type)."""
+    cycles = plan.get("billing_cycles") if isinstance(plan, dict) else None
+    found = [c.get("sequence") for c in cycles or [] if isinstance(c, dict) and c.get("tenure_type") == "REGULAR"]
+    if len(found) != 1 or not isinstance(found[0], int) or isinstance(found[0], bool):
+        plan_id = plan.get("id") if isinstance(plan, dict) else None
+        raise ProviderRejected(f"paypal plan {plan_id} has no single REGULAR billing cycle to price")
+    return found[0]
+
+
+def cycle_price(cycles: Any, sequence: int) -> tuple[Decimal, str] | None:
+    """The fixed price of the cycle with ``sequence``, or None when it has none (a free trial)."""
+    for cycle in cycles if isinstance(cycles, list) else []:
+        if isinstance(cycle, dict) and cycle.get("sequence") == sequence:
+            fixed = (cycle.get("pricing_scheme") or {}).get("fixed_price")
+            return parse_money(fixed) if fixed else None
+    return None
+
+
+def amount_text(amount: Decimal, currency: str) -> str:
+    return format_amount(amount, currency, EXPONENTS)
 
 
 def link(body: Any, *rels: str) -> str | None:
