@@ -50,7 +50,9 @@ from typing import Any
 from extensions.base import JobContext, OperationResult, OtherExtension
 from extensions.others.affiliates.config import AffiliatesConfig
 from extensions.others.affiliates.mapping import (
+    AffiliateSnapshot,
     AttributionRequest,
+    Id,
     RewardRequest,
     SignupRequest,
     Skip,
@@ -76,32 +78,37 @@ class Affiliates(OtherExtension[AffiliatesConfig]):
 
     def signup(self, request: SignupRequest, job: JobContext) -> OperationResult:
         affiliate, user = request.affiliate, request.user
-        if not affiliate.enabled:
-            return OperationResult(data={"recorded": False, "reason": "affiliate_disabled"})
-        if str(user.id) == str(affiliate.user_id):
-            return OperationResult(data={"recorded": False, "reason": "self_referral"})
-        job.claim(f"{affiliate.id}:{user.id}")
-        event: dict[str, Any] = {
-            "affiliate_id": affiliate.id,
-            "affiliate_user_id": affiliate.user_id,
-            "code": affiliate.code,
-            "user_id": user.id,
-        }
-        return OperationResult(data={"recorded": True, **event}, events=[("affiliate.signup", event)])
+        return self._referral(job, affiliate, user.id, f"{affiliate.id}:{user.id}", "affiliate.signup", "recorded", {})
 
     def attribute_order(self, request: AttributionRequest, job: JobContext) -> OperationResult:
         affiliate, order = request.affiliate, request.order
-        if not affiliate.enabled:
-            return OperationResult(data={"attributed": False, "reason": "affiliate_disabled"})
-        if str(order.user_id) == str(affiliate.user_id):
-            return OperationResult(data={"attributed": False, "reason": "self_referral"})
         # Keyed by the order alone (UNIQUE order_id): whichever affiliate claims an order first keeps it.
-        job.claim(f"order:{order.id}")
+        extra = {"order_id": order.id}
+        return self._referral(
+            job, affiliate, order.user_id, f"order:{order.id}", "affiliate.order_attributed", "attributed", extra
+        )
+
+    def _referral(
+        self,
+        job: JobContext,
+        affiliate: AffiliateSnapshot,
+        user_id: Id,
+        natural_key: str,
+        event_type: str,
+        flag: str,
+        extra: dict[str, Any],
+    ) -> OperationResult:
+        """Signups and order attributions: once per natural key, never for a disabled affiliate or its own user."""
+        if not affiliate.enabled:
+            return OperationResult(data={flag: False, "reason": "affiliate_disabled"})
+        if str(user_id) == str(affiliate.user_id):
+            return OperationResult(data={flag: False, "reason": "self_referral"})
+        job.claim(natural_key)
         event: dict[str, Any] = {
             "affiliate_id": affiliate.id,
             "affiliate_user_id": affiliate.user_id,
             "code": affiliate.code,
-            "order_id": order.id,
-            "user_id": order.user_id,
+            **extra,
+            "user_id": user_id,
         }
-        return OperationResult(data={"attributed": True, **event}, events=[("affiliate.order_attributed", event)])
+        return OperationResult(data={flag: True, **event}, events=[(event_type, event)])
