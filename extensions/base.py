@@ -400,6 +400,15 @@ class GatewayExtension(Extension, Generic[ConfigT]):
 
         return GATEWAY_PAYLOADS.get(operation)
 
+    def webhook_url(self, given: object, job: JobContext, operation: str) -> str:
+        """Where the provider delivers this connection's webhooks: ``given`` (a payload's ``webhook_url``) when
+        set, else the HTTP API's receiver under ``PAYMENTER_PUBLIC_URL``."""
+        if given is not None:
+            return str(given)
+        if job.public_url:
+            return f"{job.public_url.rstrip('/')}/webhooks/{self.slug}/{job.connection}"
+        raise InvalidPayload(f"{self.slug} {operation}: webhook_url is required when PAYMENTER_PUBLIC_URL is not set")
+
 
 class OtherExtension(Extension, Generic[ConfigT]):
     category: ClassVar[Category] = "others"

@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import fakeredis
 import pytest
+from cryptography.fernet import Fernet
 
 from extensions import get_extension
 from extensions.errors import Conflict, InvalidConfig, InvalidPayload
 from extensions.gateways.stripe import Stripe
 from extensions.gateways.stripe import mapping as m
-from tests.conftest import JobDriver
+from tests.conftest import RESULT_KEY, JobDriver, make_settings
 from tests.fakes.stripe import FakeStripe
+from worker.profiles import Profiles
 from worker.runtime import Runtime
 
 SECRET_KEY = "sk_test_quirksecret00000000000000"
@@ -600,6 +603,120 @@ def test_cancel_subscription(gw: FakeStripe, driver: JobDriver, runtime: Runtime
     (event,) = published(runtime, "subscription.cancelled")
     assert (event["data"]["subscription_id"], event["data"]["service_id"]) == (subscription["id"], "5")
     assert fail(driver, "cancel_subscription", subscription_id="sub_missing")["code"] == "not_found"
+
+
+# --- webhook endpoint registration -------------------------------------------------------------------
+
+PUBLIC_URL = "https://worker.example.com/"
+HOOK_URL = "https://worker.example.com/webhooks/stripe/gw"
+HANDLED = [
+    "charge.refunded",
+    "charge.updated",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.succeeded",
+    "setup_intent.succeeded",
+]
+
+
+@pytest.fixture
+def public(fake: FakeStripe, redis_client: fakeredis.FakeRedis) -> JobDriver:
+    """A driver whose runtime knows the worker's public URL, as the webhook receiver is reached."""
+    runtime = Runtime(make_settings(public_url=PUBLIC_URL), Profiles(), redis_client)
+    bind(runtime, fake)
+    return JobDriver(runtime)
+
+
+def register(driver: JobDriver, task_id: str = "reg", **kwargs: Any) -> dict[str, Any]:
+    return run(driver, "register_webhook", task_id, **kwargs)["data"]
+
+
+def test_registering_subscribes_our_url_to_the_handled_events(fake: FakeStripe, public: JobDriver) -> None:
+    data = register(public)
+    (endpoint,) = fake.webhook_endpoints.values()
+    assert (endpoint["url"], endpoint["enabled_events"]) == (HOOK_URL, HANDLED)
+    assert (endpoint["description"], endpoint["api_version"]) == ("Paymenter Stripe Webhook", m.API_VERSION)
+    assert (data["endpoint_id"], data["url"], data["enabled_events"]) == (endpoint["id"], HOOK_URL, HANDLED)
+    assert (data["replaced"], data["profile_field"]) == ([], "stripe_webhook_secret")
+    assert "'gw'" in data["next_step"]
+    assert public.runtime.sealer.unseal(data["sealed"]["webhook_secret"]) == endpoint["_secret"]
+    # The subscription is the webhook's own dispatch table, not a second list.
+    ext = get_extension("gateways", "stripe", config(fake.base_url))
+    assert isinstance(ext, Stripe)
+    assert sorted(ext._handlers()) == HANDLED
+
+
+def test_a_stale_endpoint_at_our_url_is_replaced_and_other_urls_are_kept(fake: FakeStripe, public: JobDriver) -> None:
+    stale = fake.add_webhook_endpoint(HOOK_URL)  # the oldest: on the second page, newest first
+    others = [fake.add_webhook_endpoint(f"https://shop{i}.example.com/stripe") for i in range(120)]
+    data = register(public)
+    assert data["replaced"] == [stale["id"]]
+    assert [e["id"] for e in fake.endpoints_at(HOOK_URL)] == [data["endpoint_id"]]
+    assert set(fake.webhook_endpoints) == {data["endpoint_id"], *(e["id"] for e in others)}
+    assert fake.count("GET", "/v1/webhook_endpoints") == 2
+
+
+def test_a_lost_create_answer_is_retried_into_one_endpoint(fake: FakeStripe, public: JobDriver) -> None:
+    stale = fake.add_webhook_endpoint(HOOK_URL)
+    fake.drop_response_next(r"POST /v1/webhook_endpoints$")
+    data = register(public)
+    (endpoint,) = fake.endpoints_at(HOOK_URL)
+    assert stale["id"] not in fake.webhook_endpoints
+    assert endpoint["id"] == data["endpoint_id"]
+    assert public.runtime.sealer.unseal(data["sealed"]["webhook_secret"]) == endpoint["_secret"]
+    assert fake.keys_for("/v1/webhook_endpoints") == [f"task:reg:we:{HOOK_URL}"] * 2
+    assert len(public.retries) == 1
+    again = register(public, "reg-2")  # a later registration rotates to a fresh endpoint
+    assert [e["id"] for e in fake.endpoints_at(HOOK_URL)] == [again["endpoint_id"]]
+    assert again["replaced"] == [data["endpoint_id"]]
+
+
+def test_a_replayed_endpoint_deleted_since_is_a_conflict(fake: FakeStripe, public: JobDriver) -> None:
+    stale = fake.add_webhook_endpoint(HOOK_URL)
+    fake.error_next(400, "invalid_request_error", match=r"DELETE /v1/webhook_endpoints/")
+    assert fail(public, "register_webhook", "reg")["code"] == "provider_rejected"
+    made = next(e for e in fake.endpoints_at(HOOK_URL) if e["id"] != stale["id"])
+    del fake.webhook_endpoints[made["id"]]  # removed in the Dashboard before the job is run again
+    error = fail(public, "register_webhook", "reg")
+    assert (error["code"], error["retryable"]) == ("conflict", False)
+    assert [e["id"] for e in fake.endpoints_at(HOOK_URL)] == [stale["id"]]  # nothing deleted on a dead replay
+
+
+def test_the_webhook_url_comes_from_the_payload_without_a_public_url(
+    fake: FakeStripe, gw: FakeStripe, driver: JobDriver
+) -> None:
+    error = fail(driver, "register_webhook")
+    assert error["code"] == "invalid_payload"
+    assert "webhook_url" in error["message"]
+    assert fake.webhook_endpoints == {}
+    data = register(driver, webhook_url="https://hooks.example.com/stripe")
+    assert [e["id"] for e in fake.endpoints_at("https://hooks.example.com/stripe")] == [data["endpoint_id"]]
+
+
+def test_endpoint_secrets_and_the_api_key_never_appear_in_plain(
+    fake: FakeStripe, public: JobDriver, captured_logs: pytest.LogCaptureFixture
+) -> None:
+    outputs = [run(public, "register_webhook", "reg-1")]
+    fake.error_next(400, "invalid_request_error", match=r"DELETE /v1/webhook_endpoints/")
+    error = fail(public, "register_webhook", "reg-2")  # fails after Stripe made (and answered) its endpoint
+    assert error["code"] == "provider_rejected"
+    assert len(fake.endpoints_at(HOOK_URL)) == 2
+    redis = public.runtime.redis
+    read: dict[str, Any] = {
+        "string": redis.get,
+        "hash": redis.hgetall,
+        "stream": redis.xrange,
+        "list": lambda k: redis.lrange(k, 0, -1),
+        "set": redis.smembers,
+        "zset": lambda k: redis.zrange(k, 0, -1),
+    }
+    stored = [repr(read[redis.type(key).decode()](key)) for key in redis.scan_iter("*")]
+    haystack = "\n".join(stored) + captured_logs.text + json.dumps(outputs) + json.dumps(error)
+    secrets = [e["_secret"] for e in fake.webhook_endpoints.values()]
+    for secret in [SECRET_KEY, *secrets]:
+        assert secret not in haystack
+    sealed = outputs[0]["data"]["sealed"]["webhook_secret"]
+    assert Fernet(RESULT_KEY).decrypt(sealed.encode()).decode() in secrets
 
 
 # --- config ------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A stateful Stripe API (form-encoded in, JSON out) and the signer of its webhooks.
 
 State: customers, PaymentIntents, SetupIntents, PaymentMethods, charges with their balance transactions,
-refunds and subscriptions. Rules a client depends on are modelled:
+refunds, subscriptions and webhook endpoints. Rules a client depends on are modelled:
 
 - ``Authorization: Bearer <secret key>`` and ``Stripe-Version`` are checked (401 / 400);
 - a POST with an ``Idempotency-Key`` seen before gets the stored response back (``Idempotent-Replayed:
@@ -12,7 +12,10 @@ refunds and subscriptions. Rules a client depends on are modelled:
 - a PaymentIntent is ``requires_payment_method`` until ``settle()`` moves it; an off-session confirm
   succeeds at once (``processing`` for SEPA Direct Debit) unless ``decline_next()`` scripted a 402
   ``card_error``; success makes a charge with a balance transaction (fee 2.9 % + 30);
-- refunds cannot exceed what is left on the charge; detaching an unattached method is a 400.
+- refunds cannot exceed what is left on the charge; detaching an unattached method is a 400;
+- webhook endpoints are listed newest first in pages (``limit``, default 10, at most 100, ``starting_after``,
+  ``has_more``); their ``secret`` is in the create answer only (and in its idempotent replay); deleting an
+  unknown id is a 404 ``resource_missing``.
 
 Knobs beyond the base ones: ``decline_next(decline_code, code)``, ``error_next(status, type, code,
 match, headers)`` for Stripe-shaped errors (429, 500, ``Stripe-Should-Retry``).
@@ -105,6 +108,7 @@ class FakeStripe(FakeProvider):
         self.balance: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.webhook_endpoints: dict[str, dict[str, Any]] = {}
         self.idempotency_keys: list[tuple[str, str]] = []
         self._stored: dict[str, tuple[str, int, bytes]] = {}
         self._declines: list[tuple[str, str]] = []
@@ -146,6 +150,24 @@ class FakeStripe(FakeProvider):
         subscription = {"id": new_id("sub"), "object": "subscription", "customer": customer, "status": "active"}
         self.subscriptions[subscription["id"]] = subscription
         return subscription
+
+    def add_webhook_endpoint(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
+        endpoint = {
+            "id": new_id("we"),
+            "object": "webhook_endpoint",
+            "url": url,
+            "enabled_events": events or ["*"],
+            "api_version": None,
+            "description": None,
+            "status": "enabled",
+            "created": int(time.time()),
+            "_secret": f"whsec_{secrets.token_hex(16)}",
+        }
+        self.webhook_endpoints[endpoint["id"]] = endpoint
+        return endpoint
+
+    def endpoints_at(self, url: str) -> list[dict[str, Any]]:
+        return [e for e in self.webhook_endpoints.values() if e["url"] == url]
 
     # --- provider-side changes and the events they emit ---------------------------------------------
     def settle(self, intent_id: str, status: str) -> dict[str, Any]:
@@ -276,6 +298,9 @@ class FakeStripe(FakeProvider):
             ("GET", r"/v1/payment_methods/([^/]+)", lambda p, i: self._found(self.methods, i)),
             ("POST", r"/v1/payment_methods/([^/]+)/detach", self._detach),
             ("DELETE", r"/v1/subscriptions/([^/]+)", self._cancel_subscription),
+            ("GET", r"/v1/webhook_endpoints", self._list_endpoints),
+            ("POST", r"/v1/webhook_endpoints", self._create_endpoint),
+            ("DELETE", r"/v1/webhook_endpoints/([^/]+)", self._delete_endpoint),
         ]
         if request.method == "GET":
             params = nest(list(request.url.params.multi_items()))
@@ -482,3 +507,38 @@ class FakeStripe(FakeProvider):
             return error(404, f"No such subscription: '{subscription_id}'", code="resource_missing")
         subscription["status"] = "canceled"
         return httpx.Response(200, json=subscription)
+
+    def _list_endpoints(self, params: dict[str, Any]) -> httpx.Response:
+        limit = str(params.get("limit", "10"))
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return error(400, "Invalid integer: limit must be between 1 and 100", param="limit")
+        newest_first = list(reversed(self.webhook_endpoints.values()))
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [e["id"] for e in newest_first]
+            if after not in ids:
+                return error(400, f"No such webhook_endpoint: '{after}'", code="resource_missing")
+            newest_first = newest_first[ids.index(after) + 1 :]
+        page = newest_first[: int(limit)]
+        body = {
+            "object": "list",
+            "url": "/v1/webhook_endpoints",
+            "data": [self._public(e) for e in page],
+            "has_more": len(newest_first) > len(page),
+        }
+        return httpx.Response(200, json=body)
+
+    def _create_endpoint(self, params: dict[str, Any]) -> httpx.Response:
+        url, events = params.get("url"), params.get("enabled_events")
+        if not isinstance(url, str) or not re.match(r"https?://", url):
+            return error(400, "Invalid URL: url must be a valid URL", param="url")
+        if not isinstance(events, list) or not events:
+            return error(400, "Missing required param: enabled_events.", param="enabled_events")
+        endpoint = self.add_webhook_endpoint(url, events)
+        endpoint.update(api_version=params.get("api_version"), description=params.get("description"))
+        return httpx.Response(200, json={**self._public(endpoint), "secret": endpoint["_secret"]})
+
+    def _delete_endpoint(self, params: dict[str, Any], endpoint_id: str) -> httpx.Response:
+        if self.webhook_endpoints.pop(endpoint_id, None) is None:
+            return error(404, f"No such webhook endpoint: '{endpoint_id}'", code="resource_missing")
+        return httpx.Response(200, json={"id": endpoint_id, "object": "webhook_endpoint", "deleted": True})

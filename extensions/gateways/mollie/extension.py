@@ -78,7 +78,7 @@ class Mollie(GatewayExtension[MollieConfig]):
                 provider_reference(job.installation_id, invoice.id),
                 str(request.return_url),
                 str(request.cancel_url) if request.cancel_url else None,
-                self._webhook_url(request, job),
+                self.webhook_url(request.webhook_url, job, "pay"),
             )
             key = m.idempotency_key(job.idempotency_key, "payment", invoice.id, value, invoice.currency)
             payment = m.parse_payment(self.api.send(m.create_payment(body, key)).body)
@@ -155,13 +155,6 @@ class Mollie(GatewayExtension[MollieConfig]):
             return None
         payment = m.parse_payment(response.body)
         return payment if payment.status == "open" and payment.checkout_url else None
-
-    def _webhook_url(self, request: PayRequest, job: JobContext) -> str:
-        if request.webhook_url is not None:
-            return str(request.webhook_url)
-        if job.public_url:
-            return f"{job.public_url.rstrip('/')}/webhooks/{self.slug}/{job.connection}"
-        raise InvalidPayload("mollie pay: webhook_url is required when PAYMENTER_PUBLIC_URL is not set")
 
     def _check_record(self, job: JobContext, payment: m.Payment, invoice_id: str) -> None:
         """The payment must be for the invoice, amount and currency ``pay`` created it for."""

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from extensions.base import GatewayExtension, JobContext, OperationResult
-from extensions.errors import InvalidPayload, NotFound
+from extensions.errors import NotFound
 from extensions.gateways.paypal_ipn import mapping as m
 from extensions.gateways.paypal_ipn.config import PayPalIPNConfig
 from extensions.http import HttpApi
@@ -70,7 +70,7 @@ class PayPalIPN(GatewayExtension[PayPalIPNConfig]):
             offer,
             reference=reference,
             business=self.config.email,
-            notify=self._notify_url(request, job),
+            notify=self.webhook_url(request.webhook_url, job, "pay"),
             back=str(request.return_url),
             cancel=str(request.cancel_url or request.return_url),
         )
@@ -105,13 +105,6 @@ class PayPalIPN(GatewayExtension[PayPalIPNConfig]):
         if status in m.CLOSING:
             self._close(job, offer)
         return OperationResult(data={**_summary(fields), "invoice_id": offer.invoice_id}, events=[event])
-
-    def _notify_url(self, request: PayRequest, job: JobContext) -> str:
-        if request.webhook_url is not None:
-            return str(request.webhook_url)
-        if job.public_url:
-            return f"{job.public_url.rstrip('/')}/webhooks/{self.slug}/{job.connection}"
-        raise InvalidPayload("gateways.paypal_ipn.pay: webhook_url is required when PAYMENTER_PUBLIC_URL is unset")
 
     def _close(self, job: JobContext, offer: m.Offer) -> None:
         """A paid or failed offer is not reused: the next pay for the invoice offers anew."""

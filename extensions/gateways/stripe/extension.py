@@ -18,21 +18,28 @@ Every POST carries an ``Idempotency-Key`` derived from ``job.idempotency_key``, 
 Stripe's first answer back instead of a second PaymentIntent. ``pay`` keeps the invoice's PaymentIntent
 (id, amount, currency; never its client secret) in connection state and reuses it while amount and
 currency match and it is not cancelled; a changed amount cancels the old open one first.
+
+``register_webhook`` points Stripe at this worker: one endpoint at ``<PAYMENTER_PUBLIC_URL>/webhooks/stripe/
+<connection>`` (or the payload's ``webhook_url``), subscribed to exactly the event types ``webhook``
+handles, at the pinned API version. Endpoints of the account at other URLs are left alone. The new
+endpoint's signing secret comes back only sealed (``data.sealed.webhook_secret``): the worker cannot write
+connection profiles, so the operator puts it into the profile's ``stripe_webhook_secret``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import stripe
-from pydantic import SecretStr
+from pydantic import AnyHttpUrl, SecretStr
 
-from extensions.base import GatewayExtension, JobContext, OperationResult
-from extensions.errors import InvalidPayload, NotFound, PermanentError, ProviderRejected
+from extensions.base import GatewayExtension, JobContext, OperationResult, Payload
+from extensions.errors import Conflict, InvalidPayload, NotFound, PermanentError, ProviderRejected
 from extensions.gateways.stripe import mapping as m
 from extensions.gateways.stripe.config import StripeConfig
 from extensions.money import format_amount
@@ -49,6 +56,26 @@ from extensions.payments import (
 
 STATE_TTL_S = 30 * 24 * 3600
 REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+REGISTRATION_TTL_S = 600
+
+Found = tuple[str, dict[str, Any]] | None
+
+
+class RegisterWebhookRequest(Payload):
+    # Only needed when PAYMENTER_PUBLIC_URL is unset, or Stripe must reach the receiver at another address.
+    webhook_url: AnyHttpUrl | None = None
+
+
+class _NoResponseBodies(logging.Filter):
+    """stripe-python logs every response body at DEBUG, secrets included (a new endpoint's ``whsec_``, a
+    PaymentIntent's client secret): those lines never reach a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "message='API response body'" not in str(record.msg)
+
+
+if not any(isinstance(f, _NoResponseBodies) for f in logging.getLogger("stripe").filters):
+    logging.getLogger("stripe").addFilter(_NoResponseBodies())
 
 
 class Stripe(GatewayExtension[StripeConfig]):
@@ -58,8 +85,10 @@ class Stripe(GatewayExtension[StripeConfig]):
     version = "1.0.1"
     Config = StripeConfig
     operations = frozenset(
-        "pay webhook refund create_billing_agreement charge cancel_billing_agreement cancel_subscription".split()
+        "pay webhook refund create_billing_agreement charge cancel_billing_agreement cancel_subscription"
+        " register_webhook".split()
     )
+    payloads = {"register_webhook": RegisterWebhookRequest}
 
     def setup(self) -> None:
         # One client per instance (no module-global api_key); retries happen once, in the runtime, with
@@ -203,27 +232,83 @@ class Stripe(GatewayExtension[StripeConfig]):
         event = {"gateway": m.GATEWAY, **data, "occurred_at": _now()}
         return OperationResult(data=data, events=[("subscription.cancelled", event)])
 
+    def register_webhook(self, request: RegisterWebhookRequest, job: JobContext) -> OperationResult:
+        url = self.webhook_url(request.webhook_url, job, "register_webhook")
+        # One registration per connection at a time: two interleaved ones could delete each other's endpoint.
+        with job.exclusive("webhook_endpoint", REGISTRATION_TTL_S):
+            # Create first, then delete every other endpoint at our URL. The key is fixed for this job and URL,
+            # so a retry after a lost answer gets Stripe's stored first answer back (the only one that carries
+            # the secret) instead of making a second endpoint; deleting first would remove that endpoint and
+            # then have the key replay it, dead. Stale endpoints, from earlier jobs too, go afterwards, so every
+            # run ends with one endpoint at our URL, and deliveries never pause in between.
+            endpoint = self._call(
+                self.client.v1.webhook_endpoints.create,
+                params=m.webhook_endpoint_params(url, self._handlers()),
+                key=self._key(job, "we", url),
+            )
+            secret = endpoint.get("secret")
+            if not isinstance(secret, str) or not secret:
+                raise ProviderRejected("Stripe answered the webhook endpoint without its signing secret")
+            found = self._endpoints_at(url)
+            if endpoint["id"] not in found:  # a replay (keys live 24 h) of an endpoint deleted since
+                gone = endpoint["id"]
+                raise Conflict(f"webhook endpoint {gone} no longer exists; register again with a new idempotency_key")
+            replaced = []
+            for stale in (e for e in found if e != endpoint["id"]):
+                try:
+                    self._call(self.client.v1.webhook_endpoints.delete, stale)
+                except NotFound:  # deleted meanwhile: gone is what we wanted
+                    pass
+                replaced.append(stale)
+        data = {
+            "endpoint_id": endpoint["id"],
+            "url": url,
+            "enabled_events": endpoint.get("enabled_events"),
+            "api_version": m.API_VERSION,
+            "replaced": replaced,
+            "profile_field": "stripe_webhook_secret",
+            "next_step": (
+                "the worker cannot change connection profiles: set stripe_webhook_secret of connection "
+                f"'{job.connection}' to the unsealed data.sealed.webhook_secret (or the signing secret shown in "
+                "the Stripe Dashboard); until then deliveries to this endpoint fail verification"
+            ),
+        }
+        # No secret checkpoint: within a job's retries Stripe's stored answer to the keyed POST gives it back.
+        return OperationResult(data=data, secrets={"webhook_secret": SecretStr(secret)})
+
     # --- webhook events -----------------------------------------------------------------------------
 
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Found]]:
+        """Event type → handler: what ``webhook`` dispatches on and ``register_webhook`` subscribes to."""
+        return {
+            **dict.fromkeys(m.PAYMENT_INTENT_EVENTS, m.intent_event),
+            "charge.refunded": m.refund_event,
+            "charge.updated": self._fee,
+            "setup_intent.succeeded": self._agreement,
+        }
+
     def _interpret(self, event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        kind, obj = event["type"], event["data"]["object"]
-        found: tuple[str, dict[str, Any]] | None = None
-        if kind in m.PAYMENT_INTENT_EVENTS:
-            found = m.intent_event(event)
-        elif kind == "charge.refunded":
-            found = m.refund_event(event)
-        elif kind == "charge.updated" and m.ref(obj.get("payment_intent")):
-            balance_id = m.ref(obj.get("balance_transaction"))
-            if balance_id:  # set once the charge settled; earlier updates carry no fee yet
-                found = m.fee_event(event, self._call(self.client.v1.balance_transactions.retrieve, balance_id))
-        elif kind == "setup_intent.succeeded" and m.metadata(obj).get("is_billing_agreement") == "1":
-            # Re-read with the latest attempt: redirect methods (iDEAL...) leave a SEPA mandate to reuse.
-            intent = self._call(self.client.v1.setup_intents.retrieve, obj["id"], params={"expand": ["latest_attempt"]})
-            method_id = m.reusable_method(intent) if intent.get("status") == "succeeded" else None
-            if method_id:
-                method = self._call(self.client.v1.payment_methods.retrieve, method_id)
-                found = m.agreement_event(event, method_id, method)
+        handler = self._handlers().get(event["type"])
+        found = handler(event) if handler else None
         return [found] if found else []
+
+    def _fee(self, event: dict[str, Any]) -> Found:
+        charge = event["data"]["object"]
+        balance_id = m.ref(charge.get("balance_transaction")) if m.ref(charge.get("payment_intent")) else None
+        if not balance_id:  # set once the charge settled; earlier updates carry no fee yet
+            return None
+        return m.fee_event(event, self._call(self.client.v1.balance_transactions.retrieve, balance_id))
+
+    def _agreement(self, event: dict[str, Any]) -> Found:
+        obj = event["data"]["object"]
+        if m.metadata(obj).get("is_billing_agreement") != "1":
+            return None
+        # Re-read with the latest attempt: redirect methods (iDEAL...) leave a SEPA mandate to reuse.
+        intent = self._call(self.client.v1.setup_intents.retrieve, obj["id"], params={"expand": ["latest_attempt"]})
+        method_id = m.reusable_method(intent) if intent.get("status") == "succeeded" else None
+        if not method_id:
+            return None
+        return m.agreement_event(event, method_id, self._call(self.client.v1.payment_methods.retrieve, method_id))
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -307,6 +392,19 @@ class Stripe(GatewayExtension[StripeConfig]):
             return None
         job.remember(state, customer["id"], STATE_TTL_S)
         return str(customer["id"])
+
+    def _endpoints_at(self, url: str) -> list[str]:
+        """Ids of the account's webhook endpoints at ``url``, across every list page."""
+        found: list[str] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": m.ENDPOINT_PAGE}
+            if cursor:
+                params["starting_after"] = cursor
+            ours, cursor = m.endpoints_at(self._call(self.client.v1.webhook_endpoints.list, params=params), url)
+            found += ours
+            if cursor is None:
+                return found
 
     def _payment_currency(self, target: str) -> str:
         found = self._call(

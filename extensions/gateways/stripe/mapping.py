@@ -1,5 +1,6 @@
 """Pure parts of the Stripe gateway: amounts by Stripe's currency rules, request parameters, webhook
-signature verification, event parsing and mapping, and error classification. No I/O here."""
+signature verification, event parsing and mapping, webhook endpoint registration, and error
+classification. No I/O here."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import calendar
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -31,6 +32,8 @@ GATEWAY = "stripe"
 API_VERSION = "2025-07-30.basil"
 TOLERANCE_S = 300
 INSTALLATION_KEY = "paymenter_installation"
+WEBHOOK_DESCRIPTION = "Paymenter Stripe Webhook"
+ENDPOINT_PAGE = 100  # Stripe's largest list page
 
 # Stripe's own minor units ("Supported currencies"), which differ from ISO 4217 for MGA and ISK.
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
@@ -334,6 +337,29 @@ def describe_method(method: Mapping[str, Any]) -> dict[str, str | None]:
         name = kind.replace("_", " ")
         name = name[:1].upper() + name[1:]
     return {"name": name, "type": kind, "expiry": None}
+
+
+# --- webhook endpoints -------------------------------------------------------------------------------
+
+
+def webhook_endpoint_params(url: str, events: Iterable[str]) -> dict[str, Any]:
+    # Pinned like our requests, so the events Stripe sends have the shapes this code parses.
+    return {
+        "url": url,
+        "description": WEBHOOK_DESCRIPTION,
+        "enabled_events": sorted(events),
+        "api_version": API_VERSION,
+    }
+
+
+def endpoints_at(page: Mapping[str, Any], url: str) -> tuple[list[str], str | None]:
+    """The ids of a list page's endpoints that point at ``url``, and the cursor of the next page (None
+    after the last one)."""
+    data = page.get("data")
+    items = [e for e in data if isinstance(e, Mapping)] if isinstance(data, list) else []
+    ours = [str(e["id"]) for e in items if e.get("url") == url and e.get("id")]
+    cursor = ref(items[-1].get("id")) if page.get("has_more") and items else None
+    return ours, cursor
 
 
 # --- errors ------------------------------------------------------------------------------------------
