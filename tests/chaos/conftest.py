@@ -13,10 +13,7 @@ import ipaddress
 import json
 import os
 import re
-import signal
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,33 +34,15 @@ from tests.contract.harness import ServerHarness
 from tests.contract.harnesses import SERVER_HARNESSES
 from tests.fakes.base import FakeProvider
 from tests.fakes.virtualizor import FakeVirtualizor
-from worker.embedded import EmbeddedRedis
+from tests.support import WorkerProcess, redis_for_tests
 
-ROOT = Path(__file__).resolve().parents[2]
 RESULT_KEY = Fernet.generate_key().decode()
 VISIBILITY_TIMEOUT = 4
 
 
-def answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def chaos_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("PAYMENTER_CHAOS_REDIS_URL")
-    if url:
-        yield url
-        return
-    if answers("redis://127.0.0.1:6379/0"):
-        yield "redis://127.0.0.1:6379/12"
-        return
-    embedded = EmbeddedRedis(tmp_path_factory.mktemp("chaos-redis"))
-    embedded.start()
-    yield embedded.url
-    embedded.stop()
+    yield from redis_for_tests(tmp_path_factory.mktemp("chaos-redis"), "PAYMENTER_CHAOS_REDIS_URL", 12)
 
 
 @pytest.fixture
@@ -78,53 +57,6 @@ def r(redis_url: str) -> redis.Redis:
 
 
 # --- worker processes ----------------------------------------------------------------------------
-
-
-class WorkerProcess:
-    """``python -m worker.cli run`` with its output in a log file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, name: str, concurrency: int) -> None:
-        self.log_path = log_path
-        self.name = name
-        self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "run", f"--concurrency={concurrency}", f"--hostname={name}@%h"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 30) -> WorkerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.log():
-                return self
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited early:\n{self.log()[-4000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n{self.log()[-4000:]}")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
 
 def worker_env(broker_url: str, connections: Path, **extra: str) -> dict[str, str]:

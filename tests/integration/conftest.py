@@ -22,9 +22,9 @@ import redis
 from cryptography.fernet import Fernet
 
 from tests.fakes.pterodactyl import FakePterodactyl
-from worker.embedded import EmbeddedRedis, free_port
+from tests.support import ROOT, WorkerProcess, redis_for_tests
+from worker.embedded import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 RESULT_KEY = Fernet.generate_key().decode()
 PANEL_KEY = "ptla_integrationsecret0987654321"
 VISIBILITY_TIMEOUT = 6
@@ -33,26 +33,9 @@ API_TOKEN = "api-token-integration-5b7c1e9d"
 pytestmark = pytest.mark.integration
 
 
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("PAYMENTER_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    if _answers("redis://127.0.0.1:6379/0"):
-        yield "redis://127.0.0.1:6379/13"
-        return
-    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    embedded.start()
-    yield embedded.url
-    embedded.stop()
+    yield from redis_for_tests(tmp_path_factory.mktemp("redis"), "PAYMENTER_TEST_REDIS_URL", 13)
 
 
 @pytest.fixture
@@ -64,57 +47,6 @@ def redis_url(redis_server: str) -> str:
 @pytest.fixture
 def r(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
-
-
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, name: str, queues: str | None = None) -> None:
-        self.log_path = log_path
-        self.name = name
-        self._log = open(log_path, "ab")
-        args = [sys.executable, "-m", "worker.cli", "run", "--concurrency=8", f"--hostname={name}@%h"]
-        self.process = subprocess.Popen(
-            [*args, f"--queues={queues}"] if queues else args,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 30) -> WorkerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.log_path.read_text(errors="replace"):
-                return self
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
-            time.sleep(0.1)
-        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_path.read_text()}")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The worker's JSON log lines (``PAYMENTER_LOG_FORMAT=json``, the default of ``run``)."""
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def ran(self, task_id: str) -> bool:
-        """Whether this worker finished ``task_id`` (Celery's own success line, carrying the job's id)."""
-        return any(line.get("task_id") == task_id and " succeeded in " in line["message"] for line in self.log_lines())
 
 
 @pytest.fixture
@@ -151,7 +83,7 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
 
     def start(name: str = "w1", queues: str | None = None, **extra_env: str) -> WorkerProcess:
         env = {**worker_env, **extra_env}
-        worker = WorkerProcess(env, tmp_path / f"{name}.log", f"{name}-{len(started)}", queues)
+        worker = WorkerProcess(env, tmp_path / f"{name}.log", f"{name}-{len(started)}", queues=queues)
         started.append(worker)
         return worker.wait_ready()
 
