@@ -192,8 +192,9 @@ class JobContext(Protocol):
       the same time, for provider steps no natural key makes safe (a create the provider cannot label).
       A job that finds it taken is re-scheduled until the holder leaves it. The holder leaves it when the
       block completes or the job ends (succeeds, or fails for good); a run that re-schedules (a retryable
-      error, ``Pending``) or dies inside keeps it, the job's next run walks back in, and a holder that never
-      returns loses it after ``ttl_s`` (a job without an idempotency key only leaves it on completion);
+      error, ``Pending``) keeps it until it runs again, one that dies inside keeps it for ``ttl_s`` plus the
+      visibility timeout, and the job's next run walks back in (a job without an idempotency key only
+      leaves it on completion or when that time lapses);
     - ``recall``/``remember``: small durable state of this connection shared across jobs (the open
       payment of an invoice, a cached token);
     - ``connection``, ``installation_id`` (namespaces references sent to providers), ``public_url``.

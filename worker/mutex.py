@@ -1,11 +1,13 @@
 """Named mutual exclusion between jobs, for provider steps that no natural key can make safe.
 
 A holder is a job (its idempotency key), not a process: a retry of the same job walks back in, so a
-worker killed inside the section does not lock its own successor out. Each section a job holds is also
-noted in the job's checkpoints, so whichever run ends the job (a success, a final failure) leaves the
-sections earlier runs entered, even one whose worker was killed. Another job waits (the caller
-re-schedules it) until the holder leaves or the time-to-live lapses, which bounds the wait after a holder
-that never comes back.
+worker killed inside the section does not lock its own successor out. A section lives for the holder's
+``ttl_s`` plus the visibility timeout (a killed holder's message comes back within it), and a holder
+re-scheduled inside keeps it until its next run could come back (the countdown plus the same margin).
+Each section a job holds is also noted in the job's checkpoints, so whichever run ends the job (a
+success, a final failure) leaves the sections earlier runs entered, even one whose worker was killed.
+Another job waits (the caller re-schedules it) until the holder leaves or the time-to-live lapses, which
+bounds the wait after a holder that never comes back.
 """
 
 from __future__ import annotations
@@ -40,10 +42,22 @@ return 1
 """
 
 
+# KEYS: mutexes. ARGV: owner, ms. Those still held by owner are kept for at least ms from now.
+_EXTEND = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] and redis.call('PTTL', KEYS[i]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 1
+"""
+
+
 class Mutexes:
     def __init__(self, client: redis.Redis, checkpoint_ttl_s: int) -> None:
         self._acquire: Any = client.register_script(_ACQUIRE)
         self._release: Any = client.register_script(_RELEASE)
+        self._extend: Any = client.register_script(_EXTEND)
         self._checkpoint_ttl_s = checkpoint_ttl_s
 
     def acquire(self, key: str, owner: str, checkpoints: str, ttl_ms: int) -> int:
@@ -55,3 +69,9 @@ class Mutexes:
         held = list(held)
         if held:
             self._release(keys=[checkpoints, *held], args=[owner])
+
+    def extend(self, held: Iterable[str], owner: str, hold_ms: int) -> None:
+        """Keep every mutex of ``held`` that ``owner`` still holds for at least ``hold_ms`` more."""
+        held = list(held)
+        if held:
+            self._extend(keys=held, args=[owner, hold_ms])

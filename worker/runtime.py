@@ -171,7 +171,10 @@ class Runtime:
             payload = self._parse(job)
             extension = self._extension(job, payload)
             return self._run(job, payload, extension)
-        except (Reschedule, JobFailed):
+        except Reschedule as reschedule:
+            self._keep_sections(job, reschedule.countdown)
+            raise
+        except JobFailed:
             raise
         except INFRASTRUCTURE_ERRORS:
             raise  # Redis itself is away: the task layer hands the message back instead of failing it
@@ -288,6 +291,12 @@ class Runtime:
         pipe.execute()
         self._leave_sections(job)
         return envelope
+
+    def _keep_sections(self, job: Job, countdown: float) -> None:
+        """A job re-scheduled inside a section keeps it at least until it runs again and could be lost there."""
+        if job.sections:
+            hold_ms = int((countdown + self.settings.visibility_timeout) * 1000)
+            self.mutexes.extend(job.sections, job.checkpoint_key, hold_ms)
 
     def _leave_sections(self, job: Job) -> None:
         """The job has ended: leave the sections it holds, also those a killed earlier run entered."""
@@ -512,7 +521,9 @@ class RuntimeContext:
     def exclusive(self, name: str, ttl_s: float) -> Iterator[None]:
         key = keys.mutex(self._job.source, self.connection, name)
         checkpoints = keys.checkpoint(self.idempotency_key)
-        left_ms = self._runtime.mutexes.acquire(key, self.idempotency_key, checkpoints, int(ttl_s * 1000))
+        # A holder killed inside comes back within the visibility timeout: it keeps its place that long too.
+        ttl_ms = int((ttl_s + self._runtime.settings.visibility_timeout) * 1000)
+        left_ms = self._runtime.mutexes.acquire(key, self.idempotency_key, checkpoints, ttl_ms)
         if left_ms:
             raise Reschedule(
                 min(left_ms / 1000, MUTEX_WAIT_S), f"waiting for '{name}', which another job holds", "busy"

@@ -111,12 +111,26 @@ def test_a_job_that_fails_for_good_lets_the_next_one_in(turns: Runtime) -> None:
     assert run(turns, 2)["status"] == "succeeded"
 
 
-def test_a_holder_that_never_returns_loses_its_place_after_the_ttl(turns: Runtime) -> None:
-    Turns.ttl_s = 0.2
+def test_a_section_outlives_its_holder_by_the_ttl_plus_the_visibility_timeout(
+    turns: Runtime, redis_client: Any
+) -> None:
+    visibility_ms = turns.settings.visibility_timeout * 1000
     Turns.inside = {1: [ProviderUnavailable("timed out")]}
     with pytest.raises(Reschedule):
         run(turns, 1)  # as good as a worker killed inside: nobody lets go
+    (key,) = redis_client.keys("paymenter:mutex:*")
+    assert visibility_ms < redis_client.pttl(key) <= Turns.ttl_s * 1000 + visibility_ms
+    redis_client.pexpire(key, 1)  # ... and the holder never came back within that
+    time.sleep(0.01)
+    assert run(turns, 2)["status"] == "succeeded"
+
+
+def test_a_holder_re_scheduled_for_long_keeps_its_place_until_it_runs_again(turns: Runtime, redis_client: Any) -> None:
+    Turns.inside = {1: [Pending("installing", 900)]}
+    with pytest.raises(Reschedule) as later:
+        run(turns, 1)
+    assert later.value.countdown == 900
+    (key,) = redis_client.keys("paymenter:mutex:*")
+    assert redis_client.pttl(key) > 900_000  # longer than the holder's own ttl_s of 60 s
     with pytest.raises(Reschedule):
         run(turns, 2)
-    time.sleep(0.3)
-    assert run(turns, 2, retries=1)["status"] == "succeeded"

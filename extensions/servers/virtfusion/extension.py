@@ -34,7 +34,7 @@ from extensions.servers.virtfusion.config import VirtFusionConfig, VirtFusionPro
 
 LOCK_DELAY = 15.0
 # How long a create may keep its customer's turn: three calls at the client's 30 s timeout, with room
-# to spare, so a live turn never lapses; a worker killed inside it blocks the others no longer than this.
+# to spare, so a live turn never lapses. The runtime adds the visibility timeout for a holder killed inside.
 CREATE_TURN_S = 180.0
 BUILD_DELAY = 20.0
 SEALED = ("root_password", "panel_password")
