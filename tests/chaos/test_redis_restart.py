@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.chaos.conftest import VISIBILITY_TIMEOUT, StartWorker, answers, build_fleet, wait_until, worker_env
+from tests.chaos.conftest import VISIBILITY_TIMEOUT, StartWorker, build_fleet, wait_until, worker_env
 from tests.fakes.pterodactyl import FakePterodactyl
+from tests.support import answers
 from worker.client import Job, PaymenterClient
 from worker.embedded import free_port, redis_server_binary
 

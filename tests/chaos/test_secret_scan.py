@@ -18,7 +18,8 @@ import httpx
 import pytest
 import redis
 
-from tests.chaos.conftest import RESULT_KEY, ROOT, StartWorker, build_fleet, wait_meta, wait_until, worker_env
+from tests.chaos.conftest import RESULT_KEY, StartWorker, build_fleet, wait_meta, wait_until, worker_env
+from tests.support import ROOT
 from worker.client import JobError, PaymenterClient
 from worker.embedded import free_port
 
