@@ -113,7 +113,10 @@ class Ledger:
         """Store the result for replay (on ``pipe`` when given, run with the caller's other writes)."""
         self.keeper.drop(key)
         args: list[str | int] = [owner, json.dumps(result), self.ttl_s]
-        self._succeed(keys=[keys.ledger(key), keys.lease(key)], args=args, client=pipe or self.redis)
+        if pipe is None:
+            self._succeed(keys=[keys.ledger(key), keys.lease(key)], args=args)
+        else:  # EVAL, not the script object: in a pipeline that costs a SCRIPT EXISTS round trip first
+            pipe.eval(_SUCCEED, 2, keys.ledger(key), keys.lease(key), *args)
 
     def release(self, key: str, owner: str) -> None:
         self.keeper.drop(key)
