@@ -75,6 +75,7 @@ ClaimOutcome = Literal["claimed", "replay", "mismatch", "busy"]
 
 @dataclass(frozen=True)
 class Claim:
+    key: str
     outcome: ClaimOutcome
     owner: str
     result: dict[str, Any] | None = None
@@ -87,27 +88,33 @@ class Ledger:
         self.redis = client
         self.lease_ms = lease_ms
         self.ttl_s = ttl_s
-        self._claim = client.register_script(_CLAIM)
         self._succeed = client.register_script(_SUCCEED)
         self._release = client.register_script(_RELEASE)
         self.keeper = LeaseKeeper(client, client.register_script(_RENEW), lease_ms)
 
     def claim(self, key: str, fingerprint: str) -> Claim:
+        pipe = self.redis.pipeline(transaction=False)
+        owner = self.queue_claim(pipe, key, fingerprint)
+        (answer,) = pipe.execute()
+        return self.read_claim(key, owner, answer)
+
+    def queue_claim(self, pipe: Any, key: str, fingerprint: str) -> str:
+        """Queue a claim of ``key`` on ``pipe`` (so it shares a round trip); the owner to read it with."""
         owner = uuid.uuid4().hex
-        outcome, value = self._claim(
-            keys=[keys.ledger(key), keys.lease(key), keys.checkpoint(key)],
-            args=[fingerprint, owner, self.lease_ms, self.ttl_s],
-        )
-        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
-        value = value.decode() if isinstance(value, bytes) else value
+        keys_ = [keys.ledger(key), keys.lease(key), keys.checkpoint(key)]
+        pipe.eval(_CLAIM, len(keys_), *keys_, fingerprint, owner, self.lease_ms, self.ttl_s)
+        return owner
+
+    def read_claim(self, key: str, owner: str, answer: Any) -> Claim:
+        outcome, value = (item.decode() if isinstance(item, bytes) else item for item in answer)
         if outcome == "claimed":
             self.keeper.hold(key, owner)
-            return Claim("claimed", owner, held=tuple(value.split()))
+            return Claim(key, "claimed", owner, held=tuple(value.split()))
         if outcome == "replay":
-            return Claim("replay", owner, json.loads(value))
+            return Claim(key, "replay", owner, json.loads(value))
         if outcome == "busy":
-            return Claim("busy", owner, retry_in_ms=max(int(value), 100))
-        return Claim("mismatch", owner)
+            return Claim(key, "busy", owner, retry_in_ms=max(int(value), 100))
+        return Claim(key, "mismatch", owner)
 
     def succeed(self, key: str, owner: str, result: dict[str, Any], pipe: Any = None) -> None:
         """Store the result for replay (on ``pipe`` when given, run with the caller's other writes)."""

@@ -38,7 +38,7 @@ from worker import keys
 from worker.deadletters import DeadLetters
 from worker.errors import JobFailed, Replay, Reschedule
 from worker.events import EventStream, build_event
-from worker.ledger import Ledger
+from worker.ledger import Claim, Ledger
 from worker.logs import set_idempotency_key
 from worker.mutex import Mutexes
 from worker.operations import JobPayload, OperationSpec, RequestPayload
@@ -162,7 +162,6 @@ class Runtime:
         redactor.add(*sensitive_values(kwargs))
         job = Job(spec, kwargs, delivery, redactor)
         try:
-            self._count_delivery(job)
             if args:
                 raise InvalidPayload("positional arguments are not accepted; send keyword arguments only")
             size = len(json.dumps(kwargs, default=str))
@@ -185,20 +184,28 @@ class Runtime:
             raise self.fail(job, ProviderRejected(f"internal error in {spec.name}: {type(exc).__name__}")) from None
 
     # --- steps ---------------------------------------------------------------------------------
-    def _count_delivery(self, job: Job) -> None:
-        """Count this delivery and read the job's failed attempts so far, in one round trip."""
+    def _start(self, job: Job) -> Claim | None:
+        """Count this delivery, read the job's failed attempts so far and claim its key, in one round trip.
+
+        A message delivered more than ``max_deliveries`` times (its worker lost every time) fails here,
+        for good, before the operation runs again."""
         counter = keys.deliveries(job.delivery.delivery_tag or job.delivery.task_id, job.delivery.retries)
         pipe = self.redis.pipeline(transaction=False)
         pipe.incr(counter)
         pipe.expire(counter, self.settings.result_ttl)
         pipe.get(keys.errors(job.delivery.task_id))
-        deliveries, _, errors = pipe.execute()
-        deliveries = int(deliveries)
+        owner = self.ledger.queue_claim(pipe, job.key, _fingerprint(job.kwargs)) if job.key is not None else ""
+        deliveries, _, errors, *answer = pipe.execute()
         job.attempts = int(errors or 0) + 1
-        if deliveries > self.settings.max_deliveries:
+        claim = self.ledger.read_claim(job.key, owner, answer[0]) if job.key is not None else None
+        if int(deliveries) > self.settings.max_deliveries:
+            if claim is not None and claim.outcome == "claimed":
+                self.ledger.release(str(job.key), claim.owner)
             raise ProviderUnavailable(
-                f"delivered {deliveries - 1} times without finishing (the worker was lost each time); not run again"
+                f"delivered {int(deliveries) - 1} times without finishing (the worker was lost each time); "
+                "not run again"
             )
+        return claim
 
     def _parse(self, job: Job) -> Any:
         try:
@@ -240,8 +247,11 @@ class Runtime:
 
     def claim(self, job: Job, key: str, fingerprint: str, *, derived: bool) -> None:
         """Claim ``key`` for this job; raise Replay, Reschedule or the key-reuse error when it cannot run."""
+        self._settle(job, key, self.ledger.claim(key, fingerprint), derived=derived)
+
+    def _settle(self, job: Job, key: str, claim: Claim, *, derived: bool) -> None:
+        """Act on a claim of ``key``: run (holding it), replay, wait for the holder, or refuse the reuse."""
         set_idempotency_key(job.key or key)  # log lines carry the key the job settles on
-        claim = self.ledger.claim(key, fingerprint)
         if claim.outcome == "replay":
             assert claim.result is not None
             raise Replay(claim.result)
@@ -257,9 +267,10 @@ class Runtime:
 
     def _run(self, job: Job, payload: Any, extension: Extension) -> dict[str, Any]:
         self._derive_key(job, payload)
+        claim = self._start(job)
         try:
-            if job.key is not None:
-                self.claim(job, job.key, _fingerprint(job.kwargs), derived=job.key_derived)
+            if claim is not None:
+                self._settle(job, claim.key, claim, derived=job.key_derived)
             context = RuntimeContext(self, job, job.checkpoint_key)
             with self._admitted(job, payload):
                 result = self._call(job, payload, extension, context)

@@ -134,6 +134,7 @@ def test_a_job_redelivered_too_often_is_dead_lettered_not_run(echo_runtime: Runt
     assert "worker was lost" in info.value.error["message"]
     assert Echo.calls == []
     assert echo_runtime.dead_letters.list()[0]["task_id"] == "loop"
+    assert not echo_runtime.redis.keys("paymenter:lease:*")  # the create key it claimed is free again
 
 
 @pytest.mark.parametrize(
