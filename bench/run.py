@@ -125,6 +125,11 @@ class Worker:
                 return round(int(line.split()[1]) / 1024, 1)
         raise RuntimeError("no VmRSS")
 
+    def cpu_s(self) -> float:
+        """User plus system CPU seconds the worker process has used so far (``/proc/<pid>/stat``)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -324,7 +329,9 @@ def measure(kind: str, env: dict[str, str], workdir: Path, url: str, jobs: Jobs,
         throughput(client, backend, jobs.batch(kind, sizes.warmup_jobs))
         throughput(client, backend, jobs.batch(kind, sizes.warmup_jobs, slow=True))
         say(f"{kind}: overhead run ({sizes.overhead_jobs} jobs, instant provider)")
+        cpu_before = running.cpu_s()
         fast = throughput(client, backend, jobs.batch(kind, sizes.overhead_jobs))
+        cpu_ms = (running.cpu_s() - cpu_before) / sizes.overhead_jobs * 1000
         say(f"{kind}: {fast:.0f} jobs/s; I/O run ({sizes.io_jobs} jobs, {PROVIDER_DELAY * 1000:.0f} ms provider)")
         slow = throughput(client, backend, jobs.batch(kind, sizes.io_jobs, slow=True))
         say(f"{kind}: {slow:.0f} jobs/s; latency at {sizes.latency_rate:.0f}/s")
@@ -334,7 +341,7 @@ def measure(kind: str, env: dict[str, str], workdir: Path, url: str, jobs: Jobs,
         throughput(client, backend, jobs.batch(kind, sizes.warmup_jobs, slow=True))
         say(f"{kind}: I/O run on {len(pair)} worker processes")
         scaled = throughput(client, backend, jobs.batch(kind, sizes.io_jobs, slow=True))
-    return {"fast": fast, "slow": slow, "scaled": scaled, "p50": p50, "p99": p99, "rss": rss}
+    return {"fast": fast, "slow": slow, "scaled": scaled, "p50": p50, "p99": p99, "rss": rss, "cpu_ms": cpu_ms}
 
 
 def main() -> int:
@@ -389,6 +396,8 @@ def main() -> int:
             overhead_ratio=round(full_fast / bare_fast, 3),
             full_jobs_per_s=full_fast,
             bare_jobs_per_s=bare_fast,
+            cpu_ms_per_job=pick("full", "cpu_ms"),
+            bare_cpu_ms_per_job=pick("bare", "cpu_ms"),
             io_jobs_per_s=full_slow,
             bare_io_jobs_per_s=bare_slow,
             io_ratio=round(full_slow / bare_slow, 3),
